@@ -1,0 +1,41 @@
+# `make run` and `make test` are the whole set-up on a fresh machine (Python 3.11 + Java 17).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CONF ?= conf/als.conf
+APP ?= als
+export PYSPARK_PYTHON := $(abspath $(PY))
+export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
+
+.PHONY: run test bench lint venv java-check stack-down clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	@touch $@
+
+venv: $(VENV)/.installed
+
+java-check:
+	@java -version >/dev/null 2>&1 || { echo "Java 17+ is required for Spark: install it, e.g. 'apt-get install openjdk-17-jre-headless', and put 'java' on PATH." >&2; exit 1; }
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	  if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then echo "Java 17+ is required for Spark, found '$$v': install openjdk-17-jre-headless and put it first on PATH." >&2; exit 1; fi
+
+run: venv java-check
+	$(VENV)/bin/headwater demo --app $(APP)
+
+test: venv java-check
+	$(PY) -m pytest -q
+
+bench: venv java-check
+	@for b in bench/*.py; do echo "== $$b" >&2; $(PY) $$b || exit 1; done
+
+lint: venv
+	$(PY) -m pip install --quiet ruff==0.17.5 && $(VENV)/bin/ruff check headwater batch_layer speed_layer serving_layer tests bench
+
+stack-down: venv
+	$(VENV)/bin/headwater stack down --conf $(CONF)
+
+clean:
+	rm -rf var

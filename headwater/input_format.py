@@ -1,0 +1,213 @@
+"""Parsing input lines into typed columns, shared by ingestion, the speed layer and the serving layer.
+
+Two formats, as in Oryx: ALS events ``user,item[,strength[,timestamp_ms]]`` (an empty strength is a
+delete) and CSV rows following ``headwater.input-schema``. Either may also be a JSON array. A line
+that does not parse is returned with the reason instead of raising, so one bad record never stops
+a job.
+
+>>> fmt = ALSFormat()
+>>> parsed = fmt.parse(["u1,i1,2.5,1000", "u2,i2", "u3,i3,", "just-one-field"])
+>>> parsed.table.column("strength").to_pylist()
+[2.5, 1.0, None]
+>>> parsed.rejected
+[(3, 'expected 2 to 4 comma-separated fields user,item[,strength[,timestamp]], got 1')]
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import pyarrow as pa
+
+from headwater.config import Config, ConfigError
+
+
+@dataclass
+class ParsedLines:
+    """Valid lines as typed columns (``line_index`` points back into the input) plus (index, reason)."""
+
+    table: pa.Table
+    rejected: list[tuple[int, str]]
+
+
+def _split_line(line: str) -> list[str]:
+    stripped = line.strip()
+    if stripped.startswith("["):
+        values = json.loads(stripped)
+        if not isinstance(values, list):
+            raise ValueError("a JSON line must be an array")
+        return ["" if v is None else str(v) for v in values]
+    if '"' in stripped:
+        return next(csv.reader(io.StringIO(stripped)))
+    return stripped.split(",")
+
+
+class ALSFormat:
+    """``user,item[,strength[,timestamp_ms]]``; a missing strength means 1, an empty one a delete."""
+
+    schema = pa.schema([
+        ("user", pa.string()), ("item", pa.string()),
+        ("strength", pa.float64()), ("event_time_ms", pa.int64()),
+    ])
+
+    def parse(self, lines: Sequence[str]) -> ParsedLines:
+        index, users, items, strengths, times, rejected = [], [], [], [], [], []
+        for i, line in enumerate(lines):
+            try:
+                user, item, strength, ts = self._parse_one(line)
+            except ValueError as exc:
+                rejected.append((i, str(exc)))
+                continue
+            index.append(i)
+            users.append(user)
+            items.append(item)
+            strengths.append(strength)
+            times.append(ts)
+        table = pa.table({"line_index": pa.array(index, pa.int32()), "user": users, "item": items,
+                          "strength": pa.array(strengths, pa.float64()),
+                          "event_time_ms": pa.array(times, pa.int64())})
+        return ParsedLines(table, rejected)
+
+    @staticmethod
+    def _parse_one(line: str) -> tuple[str, str, float | None, int | None]:
+        try:
+            fields = _split_line(line)
+        except (ValueError, csv.Error) as exc:
+            raise ValueError(f"not a CSV line or JSON array: {exc}") from None
+        if not 2 <= len(fields) <= 4:
+            raise ValueError("expected 2 to 4 comma-separated fields user,item[,strength[,timestamp]], "
+                             f"got {len(fields)}")
+        user, item = fields[0].strip(), fields[1].strip()
+        if not user or not item:
+            raise ValueError("user and item must not be empty")
+        strength: float | None = 1.0
+        if len(fields) >= 3:
+            text = fields[2].strip()
+            strength = None if text == "" else _number(text, "strength")
+        ts = None
+        if len(fields) == 4 and fields[3].strip():
+            ts = _integer(fields[3].strip(), "timestamp")
+        return user, item, strength, ts
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} is not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {text!r}")
+    return value
+
+
+def _integer(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            as_float = float(text)
+        except ValueError:
+            raise ValueError(f"{name} is not an integer: {text!r}") from None
+        if not as_float.is_integer():
+            raise ValueError(f"{name} is not an integer: {text!r}") from None
+        return int(as_float)
+
+
+class InputSchema:
+    """Oryx's input schema: which CSV columns are numeric, categorical, ignored, id or the target.
+
+    >>> schema = InputSchema(["a", "b", "label"], categorical=["label"], target="label")
+    >>> schema.predictors, schema.numeric
+    (['a', 'b'], ['a', 'b'])
+    """
+
+    def __init__(self, feature_names: Sequence[str], numeric: Sequence[str] = (),
+                 categorical: Sequence[str] = (), ignored: Sequence[str] = (), ids: Sequence[str] = (),
+                 target: str | None = None):
+        self.feature_names = list(feature_names)
+        if not self.feature_names:
+            raise ConfigError("headwater.input-schema.feature-names must list the CSV columns")
+        if len(set(self.feature_names)) != len(self.feature_names):
+            raise ConfigError("headwater.input-schema.feature-names has duplicate names")
+        for key, names in (("numeric-features", numeric), ("categorical-features", categorical),
+                           ("ignored-features", ignored), ("id-features", ids)):
+            unknown = sorted(set(names) - set(self.feature_names))
+            if unknown:
+                raise ConfigError(f"headwater.input-schema.{key} names unknown features {unknown}")
+        if target is not None and target not in self.feature_names:
+            raise ConfigError(f"headwater.input-schema.target-feature {target!r} is not in feature-names")
+        self.categorical = [f for f in self.feature_names if f in set(categorical)]
+        self.ignored = [f for f in self.feature_names if f in set(ignored)]
+        self.ids = [f for f in self.feature_names if f in set(ids)]
+        not_numeric = set(self.categorical) | set(self.ignored) | set(self.ids)
+        self.numeric = ([f for f in self.feature_names if f in set(numeric)] if numeric
+                        else [f for f in self.feature_names if f not in not_numeric])
+        self.target = target
+        self.predictors = [f for f in self.feature_names
+                           if f not in set(self.ignored) | set(self.ids) and f != target]
+
+    @classmethod
+    def from_config(cls, config: Config) -> "InputSchema":
+        s = config.section("headwater.input-schema")
+        return cls(s.get("feature-names", []), s.get("numeric-features", []),
+                   s.get("categorical-features", []), s.get("ignored-features", []),
+                   s.get("id-features", []), s.get("target-feature"))
+
+    @property
+    def stored(self) -> list[str]:
+        """The columns kept in the events table: every feature that is not ignored."""
+        return [f for f in self.feature_names if f not in set(self.ignored)]
+
+    def is_numeric(self, name: str) -> bool:
+        return name in set(self.numeric)
+
+
+class SchemaCSVFormat:
+    """CSV rows (or JSON arrays) with one value per feature of an :class:`InputSchema`.
+
+    >>> fmt = SchemaCSVFormat(InputSchema(["x", "y", "colour"], categorical=["colour"]))
+    >>> parsed = fmt.parse(["1.5,2,red", "1,oops,blue", "1,2"])
+    >>> parsed.table.to_pydict()
+    {'line_index': [0], 'x': [1.5], 'y': [2.0], 'colour': ['red']}
+    >>> parsed.rejected
+    [(1, "feature 'y' is not a number: 'oops'"), (2, 'expected 3 fields x,y,colour, got 2')]
+    """
+
+    def __init__(self, schema: InputSchema):
+        self.input_schema = schema
+        self._positions = [(schema.feature_names.index(f), f, schema.is_numeric(f)) for f in schema.stored]
+        self.schema = pa.schema([(f, pa.float64() if numeric else pa.string())
+                                 for _, f, numeric in self._positions])
+
+    def parse(self, lines: Sequence[str]) -> ParsedLines:
+        columns: dict[str, list] = {f: [] for _, f, _ in self._positions}
+        index, rejected = [], []
+        expected = len(self.input_schema.feature_names)
+        for i, line in enumerate(lines):
+            try:
+                fields = _split_line(line)
+                if len(fields) != expected:
+                    raise ValueError(f"expected {expected} fields {','.join(self.input_schema.feature_names)}, "
+                                     f"got {len(fields)}")
+                row = [(_number(fields[p].strip(), f"feature {f!r}") if numeric else fields[p].strip())
+                       for p, f, numeric in self._positions]
+            except (ValueError, csv.Error) as exc:
+                rejected.append((i, str(exc)))
+                continue
+            index.append(i)
+            for (_, f, _), value in zip(self._positions, row):
+                columns[f].append(value)
+        arrays = {"line_index": pa.array(index, pa.int32())}
+        arrays.update({f: pa.array(columns[f], self.schema.field(f).type) for _, f, _ in self._positions})
+        return ParsedLines(pa.table(arrays), rejected)
+
+
+def input_format_for(config: Config):
+    """The input format of the configured app: ALS events or schema-driven CSV rows."""
+    from headwater.apps import load_app
+
+    return load_app(config.get("headwater.app"), config).input_format(config)

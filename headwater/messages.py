@@ -1,0 +1,80 @@
+"""Messages on the ``<id>.update`` topic: one encoder and one decoder for every app.
+
+A message is a JSON object with a ``type``: ``MODEL`` announces a newly registered model version
+(models never travel over Kafka, only this notice), ``UP`` carries an app-specific incremental
+update. A record that is not a valid message decodes to ``None`` so callers log and skip it.
+
+>>> raw = encode_up(["X", "u1", [0.5, 1.0], ["i1"]])
+>>> decode_update(raw)
+UpdateMessage(type=<MessageType.UP: 'UP'>, payload=['X', 'u1', [0.5, 1.0], ['i1']])
+>>> decode_update(b"not json") is None
+True
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class MessageType(str, Enum):
+    MODEL = "MODEL"
+    UP = "UP"
+
+
+@dataclass(frozen=True)
+class ModelNotice:
+    """A new model version is in the registry (and its alias points at it)."""
+
+    model_name: str
+    version: int
+    delta_version: int | None
+    alias: str = "champion"
+    produced_at_ms: int = 0
+
+
+@dataclass(frozen=True)
+class UpdateMessage:
+    type: MessageType
+    payload: Any
+
+
+def encode_model_notice(notice: ModelNotice) -> bytes:
+    body = {
+        "type": MessageType.MODEL.value,
+        "model_name": notice.model_name,
+        "version": int(notice.version),
+        "delta_version": notice.delta_version,
+        "alias": notice.alias,
+        "produced_at_ms": notice.produced_at_ms or int(time.time() * 1000),
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def encode_up(payload: Any) -> bytes:
+    return json.dumps({"type": MessageType.UP.value, "payload": payload}, separators=(",", ":")).encode()
+
+
+def decode_update(raw: bytes | str | None) -> UpdateMessage | None:
+    """Decode one record; ``None`` (with a logged warning) for anything malformed."""
+    try:
+        body = json.loads(raw)
+        kind = MessageType(body["type"])
+        if kind is MessageType.UP:
+            return UpdateMessage(kind, body["payload"])
+        notice = ModelNotice(
+            model_name=str(body["model_name"]),
+            version=int(body["version"]),
+            delta_version=None if body.get("delta_version") is None else int(body["delta_version"]),
+            alias=str(body.get("alias", "champion")),
+            produced_at_ms=int(body.get("produced_at_ms", 0)),
+        )
+        return UpdateMessage(kind, notice)
+    except (TypeError, ValueError, KeyError) as exc:
+        log.warning("skipping malformed update message %.200r: %s", raw, exc)
+        return None
