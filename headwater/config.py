@@ -22,7 +22,7 @@ from pyhocon.exceptions import ConfigException
 
 REFERENCE_CONF = Path(__file__).with_name("reference.conf")
 # Sections whose keys are user-defined, so they are not checked against reference.conf.
-OPEN_SECTIONS = ("headwater.spark.conf", "headwater.serving.rescorer-args")
+OPEN_SECTIONS = ("headwater.spark.conf", "headwater.serving.rescorer-args", "headwater.storage.options")
 
 
 class ConfigError(ValueError):
@@ -306,20 +306,16 @@ def _merge(layers: Sequence[tuple[str, ConfigTree]]) -> Config:
 
 def _leaf_paths(tree: ConfigTree, prefix: str = "") -> Iterable[str]:
     for key, value in tree.items():
-        path = f"{prefix}{_key(key)}"
+        path = f"{prefix}{key}"  # pyhocon keeps the quotes of a quoted key such as "spark.ui.enabled"
         if isinstance(value, ConfigTree) and len(value) > 0:
             yield from _leaf_paths(value, path + ".")
         else:
             yield path
 
 
-def _key(key: str) -> str:
-    return f'"{key}"' if "." in key else key
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, ConfigTree):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k.strip('"'): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if type(value).__name__ == "NoneValue":
