@@ -1,0 +1,245 @@
+"""ALS endpoints, with Oryx's paths, parameters and answers (``/recommend/<userID>`` and the rest).
+
+Scores come from :class:`serving_layer.als_model.ALSServingModel`: one float32 matrix-vector
+product over every item and an exact top-N. Writes (``/pref``, ``/ingest``) go to ``<id>.input``
+as text lines, exactly as a producer would send them; the model changes when the speed layer's UP
+messages come back on ``<id>.update``.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from flask import Blueprint, current_app, jsonify, request
+
+from headwater.input_format import ALSFormat
+from serving_layer import formats
+from serving_layer.als_model import ALSServingModel
+from serving_layer.app import models
+from serving_layer.errors import ApiError, not_found
+
+ServingModel = ALSServingModel
+bp = Blueprint("als", __name__)
+_producer_lock = threading.Lock()
+
+
+def _model() -> ALSServingModel:
+    return models().require_model()
+
+
+def _user_vector(model: ALSServingModel, user: str) -> np.ndarray:
+    vector = model.users.vector(user)
+    if vector is None:
+        raise not_found("user", user)
+    return vector
+
+
+def _item_vector(model: ALSServingModel, item: str) -> np.ndarray:
+    vector = model.items.vector(item)
+    if vector is None:
+        raise not_found("item", item)
+    return vector
+
+
+def _rescorer(user):
+    """The configured rescorer bound to this request's user and ``rescorerParams``, or None."""
+    rescore = current_app.extensions.get("headwater.rescorer")
+    if rescore is None:
+        return None
+    params = request.args.getlist("rescorerParams")
+    return lambda ids, scores: rescore(user, ids, scores, params)
+
+
+def _ranked(model, query, exclude=None, cosine=False, user=None):
+    how_many, offset = formats.paging()
+    top = model.top_n(query, how_many + offset, exclude, cosine, _rescorer(user))
+    return formats.id_values(top[offset:])
+
+
+def _page(pairs):
+    how_many, offset = formats.paging()
+    return formats.id_values(pairs[offset:offset + how_many])
+
+
+@bp.get("/recommend/<user>")
+def recommend(user):
+    model = _model()
+    vector = _user_vector(model, user)
+    exclude = None if formats.bool_param("considerKnownItems") else model.known_rows(user)
+    return _ranked(model, vector, exclude, user=user)
+
+
+@bp.get("/recommendToMany/<path:users>")
+def recommend_to_many(users):
+    model = _model()
+    names = formats.split_path(users)
+    vector = np.mean([_user_vector(model, u) for u in names], axis=0)
+    exclude = None if formats.bool_param("considerKnownItems") else model.known_rows(*names)
+    return _ranked(model, vector, exclude, user=names)
+
+
+@bp.get("/recommendToAnonymous/<path:items>")
+def recommend_to_anonymous(items):
+    model = _model()
+    pairs = formats.parse_item_values(formats.split_path(items))
+    vector = model.anonymous_vector(pairs)
+    if vector is None:
+        raise ApiError(404, "none of the items is in the model", items=[i for i, _ in pairs])
+    return _ranked(model, vector, model.items.rows(i for i, _ in pairs))
+
+
+@bp.get("/recommendWithContext/<user>/", defaults={"items": ""})
+@bp.get("/recommendWithContext/<user>/<path:items>")
+def recommend_with_context(user, items):
+    model = _model()
+    pairs = formats.parse_item_values(formats.split_path(items))
+    vector = model.anonymous_vector(pairs, start=_user_vector(model, user))
+    known = () if formats.bool_param("considerKnownItems") else (user,)
+    return _ranked(model, vector, model.known_rows(*known, extra=[i for i, _ in pairs]), user=user)
+
+
+@bp.get("/similarity/<path:items>")
+def similarity(items):
+    model = _model()
+    names = formats.split_path(items)
+    vectors = [_item_vector(model, i) for i in names]
+    query = np.mean([v / (np.linalg.norm(v) or 1.0) for v in vectors], axis=0)
+    return _ranked(model, query, model.items.rows(names), cosine=True)
+
+
+@bp.get("/similarityToItem/<to_item>/<path:items>")
+def similarity_to_item(to_item, items):
+    model = _model()
+    vector = _item_vector(model, to_item)
+    return formats.values([v for _, v in model.cosine_to(vector, formats.split_path(items))])
+
+
+@bp.get("/estimate/<user>/<path:items>")
+def estimate(user, items):
+    model = _model()
+    return formats.values(model.estimate(_user_vector(model, user), formats.split_path(items)))
+
+
+@bp.get("/estimateForAnonymous/<to_item>/<path:items>")
+def estimate_for_anonymous(to_item, items):
+    model = _model()
+    target = _item_vector(model, to_item)
+    vector = model.anonymous_vector(formats.parse_item_values(formats.split_path(items)))
+    return formats.values([0.0 if vector is None else float(np.dot(vector, target))])
+
+
+@bp.get("/because/<user>/<item>")
+def because(user, item):
+    model = _model()
+    vector = _item_vector(model, item)
+    if user not in model.known_items and model.users.vector(user) is None:
+        raise not_found("user", user)
+    pairs = model.cosine_to(vector, sorted(model.known_items.get(user, ())))
+    return _page(sorted(pairs, key=lambda p: -p[1]))
+
+
+@bp.get("/mostSurprising/<user>")
+def most_surprising(user):
+    model = _model()
+    vector = _user_vector(model, user)
+    known = sorted(model.known_items.get(user, ()))
+    pairs = list(zip(known, model.estimate(vector, known)))
+    return _page(sorted(pairs, key=lambda p: p[1]))
+
+
+@bp.get("/popularRepresentativeItems")
+def popular_representative_items():
+    view = _model().items.view
+    return formats.ids(view.ids[np.argmax(view.vectors, axis=0)].tolist() if len(view.ids) else [])
+
+
+def _top_counts(counts, rescore_user=False):
+    how_many, offset = formats.paging()
+    ranked = counts.most_common()
+    rescore = None if rescore_user else _rescorer(None)
+    if rescore is not None and ranked:
+        ids = np.array([i for i, _ in ranked], dtype=object)
+        keep = np.isfinite(np.asarray(rescore(ids, np.array([c for _, c in ranked], dtype=float)), dtype=float))
+        ranked = [pair for pair, k in zip(ranked, keep) if k]
+    return formats.id_values(ranked[offset:offset + how_many], value_name="count")
+
+
+@bp.get("/mostPopularItems")
+def most_popular_items():
+    return _top_counts(_model().popularity()[0])
+
+
+@bp.get("/mostActiveUsers")
+def most_active_users():
+    return _top_counts(_model().popularity()[1], rescore_user=True)
+
+
+@bp.get("/knownItems/<user>")
+def known_items(user):
+    model = _model()
+    if user not in model.known_items and model.users.vector(user) is None:
+        raise not_found("user", user)
+    return formats.ids(sorted(model.known_items.get(user, ())))
+
+
+@bp.get("/item/allIDs")
+def all_item_ids():
+    return formats.ids(_model().items.view.ids.tolist())
+
+
+@bp.get("/user/allIDs")
+def all_user_ids():
+    return formats.ids(_model().users.view.ids.tolist())
+
+
+# --- writes: lines to <id>.input ------------------------------------------------------------------
+
+def _send(lines: list[str]) -> int:
+    from headwater.kafka_io import LineProducer  # kafka-python only when something is written
+
+    config = current_app.config["HEADWATER"]
+    with _producer_lock:
+        producer = current_app.extensions.get("headwater.producer")
+        if producer is None:
+            producer = LineProducer(config.get("headwater.kafka.bootstrap-servers"))
+            current_app.extensions["headwater.producer"] = producer
+    sent = producer.send_lines(config.input_topic, lines)
+    producer.flush(timeout=30)  # answer only once the broker has the lines
+    return sent
+
+
+def _event(user: str, item: str, strength: str) -> str:
+    return f"{formats.csv_field(user)},{formats.csv_field(item)},{strength},{int(time.time() * 1000)}"
+
+
+@bp.post("/pref/<user>/<item>")
+def add_preference(user, item):
+    raw = formats.body_text().strip().splitlines()
+    text = raw[0].strip() if raw else ""
+    try:
+        strength = float(text) if text else 1.0
+    except ValueError:
+        raise formats.bad_parameter("strength", "a finite number (the request body)", text) from None
+    if not np.isfinite(strength):
+        raise formats.bad_parameter("strength", "a finite number (the request body)", text)
+    _send([_event(user, item, repr(strength))])
+    return jsonify({"sent": 1})
+
+
+@bp.delete("/pref/<user>/<item>")
+def delete_preference(user, item):
+    _send([_event(user, item, "")])
+    return jsonify({"sent": 1})
+
+
+@bp.post("/ingest")
+def ingest():
+    """CSV or JSON-array lines; all-or-nothing, so a client can fix and resend without duplicates."""
+    lines = [line for line in formats.body_text().splitlines() if line.strip()]
+    rejected = ALSFormat().parse(lines).rejected
+    if rejected:
+        raise ApiError(400, f"{len(rejected)} of {len(lines)} lines are not valid user,item[,strength[,timestamp]] "
+                            "events; nothing was sent",
+                       rejected=[{"line": index + 1, "reason": reason} for index, reason in rejected[:100]])
+    return jsonify({"sent": _send(lines) if lines else 0})

@@ -1,0 +1,71 @@
+"""Prometheus metrics of one serving app: requests, latency, model version and freshness.
+
+Each Flask app gets its own registry (tests build many apps in one process), served at /metrics.
+
+>>> metrics = ServingMetrics()
+>>> metrics.observe("als.recommend", "GET", 200, 0.004)
+>>> b'headwater_requests_total{endpoint="als.recommend",method="GET",status="200"} 1.0' in metrics.render()
+True
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServingMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("headwater_requests", "HTTP requests answered",
+                                ["endpoint", "method", "status"], registry=self.registry)
+        self.latency = Histogram("headwater_request_seconds", "time to answer a request", ["endpoint"],
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.model_version = Gauge("headwater_model_version", "registry version of the served model",
+                                   registry=self.registry)
+        self.updates = Counter("headwater_updates_applied", "UP messages applied to the served model",
+                               registry=self.registry)
+        self.bad_updates = Counter("headwater_updates_skipped", "update messages that could not be applied",
+                                   registry=self.registry)
+        self.swaps = Counter("headwater_model_swaps", "models loaded and swapped in", registry=self.registry)
+        self._last_update = Gauge("headwater_last_update_age_seconds",
+                                  "seconds since the last update message was applied (-1: none yet)",
+                                  registry=self.registry)
+        self._last_update_time: float | None = None
+        self._last_update.set_function(self._age)
+
+    def _age(self) -> float:
+        return -1.0 if self._last_update_time is None else time.time() - self._last_update_time
+
+    def updated(self, count: int = 1) -> None:
+        self.updates.inc(count)
+        self._last_update_time = time.time()
+
+    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(endpoint, method, str(status)).inc()
+        self.latency.labels(endpoint).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def init_app(app, metrics: ServingMetrics, clock: Callable[[], float] = time.perf_counter) -> None:
+    """Time every request and expose /metrics."""
+    from flask import Response, g, request
+
+    @app.before_request
+    def _start_timer():
+        g.headwater_started = clock()
+
+    @app.after_request
+    def _record(response):
+        started = g.pop("headwater_started", None)
+        if started is not None:
+            metrics.observe(request.endpoint or "unknown", request.method, response.status_code, clock() - started)
+        return response
+
+    app.add_url_rule("/metrics", "metrics",
+                     lambda: Response(metrics.render(), mimetype="text/plain; version=0.0.4"))
