@@ -130,12 +130,12 @@ def _ingest_stream(config: Config, args) -> int:
 
 
 def _batch(config: Config, args) -> int:
-    from batch_layer.runner import run_batch, run_batch_once
+    from batch_layer.runner import run_batch_forever, run_batch_once
 
     if args.once:
         run_batch_once(config)
     else:
-        run_batch(config)
+        run_batch_forever(config)
     return 0
 
 

@@ -1,0 +1,262 @@
+"""The batch layer's ML template (Oryx's MLUpdate), written once for every app.
+
+One generation: split the data → choose hyperparameter combinations → build and evaluate each
+candidate (``headwater.ml.eval.parallelism`` at a time, threads sharing the Spark session, each a
+nested MLflow run) → pick the best (higher score is better) → gate it → register it → announce it.
+
+The gate refuses promotion when the best score is below ``headwater.ml.eval.threshold`` or below the
+current champion's score *on the same test split* by more than ``headwater.ml.eval.max-regression``
+(an absolute difference of scores). Either way the parent run records ``promoted`` and ``reason``,
+and the best candidate is registered (tags ``layer=batch``, ``delta_version``, row counts) so it can
+be inspected or promoted by hand; only a promoted version gets the ``champion`` alias and a MODEL
+notice on the update topic.
+
+An app subclasses :class:`MLApp` and implements only the model-specific steps.
+
+>>> promotion_decision(0.81, threshold=0.7, champion_score=0.8, max_regression=0.02, champion_version=3)
+(True, 'score 0.81 vs champion version 3 at 0.8 (max regression 0.02)')
+>>> promotion_decision(0.6, threshold=0.7, champion_score=None, max_regression=0.02, champion_version=None)[1]
+'score 0.6 is below the threshold 0.7'
+"""
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from headwater import registry
+from headwater.config import Config
+from headwater.messages import ModelNotice
+
+log = logging.getLogger(__name__)
+CHAMPION = "champion"
+
+
+class MLApp(ABC):
+    """The model-specific steps of a batch update; ``config`` is the validated configuration."""
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    @abstractmethod
+    def hyperparameter_space(self) -> dict[str, list]:
+        """``{name: [values to try]}``; an empty dict when there is nothing to tune."""
+
+    @abstractmethod
+    def split(self, data) -> tuple[Any, Any]:
+        """(train, test) DataFrames from one version of the master data."""
+
+    @abstractmethod
+    def build_model(self, train, hyperparams: dict[str, Any]) -> Any:
+        """A model trained on ``train``, or None when none can be built."""
+
+    @abstractmethod
+    def evaluate(self, model, test, train) -> dict[str, float]:
+        """Metrics of ``model`` on ``test``, including the primary ``score`` (higher is better)."""
+
+    @abstractmethod
+    def evaluate_registered(self, registered: registry.RegisteredModel, test, train) -> dict[str, float]:
+        """The same metrics for a downloaded registry version (the champion)."""
+
+    @abstractmethod
+    def to_artifacts(self, model, data, directory: Path) -> None:
+        """Write the model's files (one entry per named artifact) into ``directory``."""
+
+    @abstractmethod
+    def pyfunc_model(self):
+        """The ``mlflow.pyfunc.PythonModel`` that loads those artifacts for offline scoring."""
+
+    def model_signature(self):
+        """An optional MLflow ``ModelSignature`` for the pyfunc model."""
+        return None
+
+    def describe(self, model) -> dict[str, Any]:
+        """Extra version tags (sizes and the like)."""
+        return {}
+
+
+@dataclass
+class Candidate:
+    index: int
+    hyperparams: dict[str, Any]
+    model: Any = None
+    metrics: dict[str, float] | None = None
+    run_id: str | None = None
+    error: str | None = None
+
+    @property
+    def score(self) -> float | None:
+        value = (self.metrics or {}).get("score")
+        return None if value is None or math.isnan(value) else float(value)
+
+
+@dataclass
+class UpdateResult:
+    run_id: str
+    promoted: bool
+    reason: str
+    candidates: list[Candidate] = field(default_factory=list)
+    best: Candidate | None = None
+    registered: registry.RegisteredModel | None = None
+    champion_version: int | None = None
+    champion_metrics: dict[str, float] | None = None
+
+
+def promotion_decision(score: float | None, threshold: float | None, champion_score: float | None,
+                       max_regression: float, champion_version: int | None) -> tuple[bool, str]:
+    """(promote?, why) for the best candidate's score."""
+    if score is None:
+        return False, "no candidate could be built and evaluated"
+    if threshold is not None and score < threshold:
+        return False, f"score {score:.6g} is below the threshold {threshold:.6g}"
+    if champion_score is None:
+        return True, f"score {score:.6g}; no champion to compare with"
+    comparison = (f"score {score:.6g} vs champion version {champion_version} at {champion_score:.6g} "
+                  f"(max regression {max_regression:.6g})")
+    if score < champion_score - max_regression:
+        return False, "worse than the champion: " + comparison
+    return True, comparison
+
+
+class MLUpdate:
+    """Runs one generation of ``app`` on a version of the data; ``publish`` announces a promotion."""
+
+    def __init__(self, app: MLApp, config: Config, publish: Callable[[ModelNotice], None] | None = None):
+        self.app = app
+        self.config = config
+        self.publish = publish
+
+    def run(self, data, delta_version: int | None) -> UpdateResult:
+        import mlflow
+
+        from batch_layer.hyperparams import choose_combinations
+
+        ev = self.config.section("headwater.ml.eval")
+        data.persist()
+        train, test = self.app.split(data)
+        train.persist()
+        test.persist()
+        try:
+            counts = {"input_rows": data.count(), "train_rows": train.count(), "test_rows": test.count()}
+            combos = choose_combinations(self.app.hyperparameter_space(), ev["candidates"], ev["search"], ev["seed"])
+            experiment = registry.experiment_id(self.config)
+            with mlflow.start_run(experiment_id=experiment, run_name=f"batch delta v{delta_version}") as parent:
+                run_id = parent.info.run_id
+                mlflow.set_tags({"layer": "batch", "delta_version": str(delta_version)})
+                mlflow.log_params({"delta_version": delta_version, "search": ev["search"], "seed": ev["seed"],
+                                   "test_fraction": ev["test-fraction"], "candidates": len(combos)})
+                mlflow.log_metrics({k: float(v) for k, v in counts.items()})
+                candidates = self._build_candidates(combos, train, test, experiment, run_id)
+                result = self._decide(candidates, train, test, data, delta_version, counts, run_id)
+        finally:
+            for frame in (test, train, data):
+                frame.unpersist()
+        if result.promoted and self.publish is not None:
+            self.publish(ModelNotice(result.registered.name, result.registered.version, delta_version))
+        log.info("batch generation on delta version %s: %s (%s)", delta_version,
+                 "promoted" if result.promoted else "not promoted", result.reason)
+        return result
+
+    # -- candidates ---------------------------------------------------------------------------------
+
+    def _build_candidates(self, combos, train, test, experiment: str, parent_run_id: str) -> list[Candidate]:
+        from rich.progress import Progress
+
+        candidates = [Candidate(n, params) for n, params in enumerate(combos)]
+        workers = min(self.config.get("headwater.ml.eval.parallelism"), len(candidates))
+        with Progress(transient=True) as progress, ThreadPoolExecutor(workers, "candidate") as pool:
+            task = progress.add_task("training candidates", total=len(candidates))
+            futures = [pool.submit(self._build_candidate, c, train, test, experiment, parent_run_id)
+                       for c in candidates]
+            for future in as_completed(futures):
+                future.result()
+                progress.advance(task)
+        return candidates
+
+    def _build_candidate(self, candidate: Candidate, train, test, experiment: str, parent_run_id: str) -> None:
+        from mlflow.entities import Metric, Param
+
+        mlflow_client = registry.client(self.config)
+        run = mlflow_client.create_run(experiment, run_name=f"candidate {candidate.index}",
+                                       tags={"mlflow.parentRunId": parent_run_id, "layer": "batch"})
+        candidate.run_id = run.info.run_id
+        started = time.monotonic()
+        try:
+            candidate.model = self.app.build_model(train, candidate.hyperparams)
+            if candidate.model is not None:
+                candidate.metrics = self.app.evaluate(candidate.model, test, train)
+        except Exception as exc:  # one failing candidate must not stop the others
+            log.exception("candidate %d %s failed", candidate.index, candidate.hyperparams)
+            candidate.error = f"{type(exc).__name__}: {exc}"
+        seconds = time.monotonic() - started
+        now = int(time.time() * 1000)
+        metrics = {**_finite(candidate.metrics), "seconds": seconds}
+        mlflow_client.log_batch(candidate.run_id,
+                                params=[Param(k, str(v)) for k, v in candidate.hyperparams.items()],
+                                metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+        if candidate.error:
+            mlflow_client.set_tag(candidate.run_id, "error", candidate.error[:5000])
+        mlflow_client.set_terminated(candidate.run_id, "FAILED" if candidate.error else "FINISHED")
+        log.info("candidate %d %s: %s in %.1f s", candidate.index, candidate.hyperparams,
+                 candidate.error or _format(candidate.metrics), seconds)
+
+    # -- gate, register -----------------------------------------------------------------------------
+
+    def _decide(self, candidates, train, test, data, delta_version, counts, run_id) -> UpdateResult:
+        import mlflow
+
+        from batch_layer.evaluation_plot import evaluation_figure
+
+        scored = [c for c in candidates if c.score is not None]
+        best = max(scored, key=lambda c: (c.score, -c.index)) if scored else None
+        champion_version, champion_metrics, champion_note = self._evaluate_champion(test, train)
+        promoted, reason = promotion_decision(
+            best.score if best else None, self.config.get("headwater.ml.eval.threshold"),
+            (champion_metrics or {}).get("score"), self.config.get("headwater.ml.eval.max-regression"),
+            champion_version)
+        reason += champion_note
+        mlflow.log_figure(evaluation_figure([(c.hyperparams, c.metrics) for c in candidates],
+                                            best.index if best else None, champion_metrics,
+                                            self.config.get("headwater.ml.eval.threshold")), "evaluation.png")
+        if champion_metrics:
+            mlflow.log_metrics({f"champion_{k}": v for k, v in _finite(champion_metrics).items()})
+        registered = None
+        if best is not None:
+            mlflow.log_params({f"best_{k}": v for k, v in best.hyperparams.items()})
+            mlflow.log_metrics({f"best_{k}": v for k, v in _finite(best.metrics).items()})
+            tags = {"layer": "batch", "delta_version": delta_version, "candidate_run_id": best.run_id,
+                    "score": best.score, **counts, **self.app.describe(best.model)}
+            with tempfile.TemporaryDirectory(prefix="headwater-model-") as directory:
+                self.app.to_artifacts(best.model, data, Path(directory))
+                registered = registry.log_and_register(
+                    self.config, Path(directory), self.app.pyfunc_model(), tags,
+                    aliases=[CHAMPION] if promoted else [], run_id=run_id, signature=self.app.model_signature())
+        mlflow.set_tags({"promoted": str(promoted).lower(), "reason": reason[:5000],
+                         "registered_version": registered.version if registered else "none"})
+        return UpdateResult(run_id, promoted, reason, candidates, best, registered, champion_version, champion_metrics)
+
+    def _evaluate_champion(self, test, train) -> tuple[int | None, dict[str, float] | None, str]:
+        champion = registry.download_alias(self.config, CHAMPION)
+        if champion is None:
+            return None, None, ""
+        try:
+            metrics = self.app.evaluate_registered(champion, test, train)
+        except Exception as exc:  # an unreadable champion should be replaced, not block every update
+            log.exception("champion version %s could not be evaluated", champion.version)
+            return champion.version, None, f" (champion version {champion.version} could not be evaluated: {exc})"
+        log.info("champion version %s on this test split: %s", champion.version, _format(metrics))
+        return champion.version, metrics, ""
+
+
+def _finite(metrics: dict[str, float] | None) -> dict[str, float]:
+    return {k: float(v) for k, v in (metrics or {}).items() if v is not None and math.isfinite(v)}
+
+
+def _format(metrics: dict[str, float] | None) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in (metrics or {}).items()) or "no model"

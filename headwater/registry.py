@@ -1,0 +1,199 @@
+"""The MLflow model registry as headwater uses it: one registered model per app id, pyfunc versions, aliases.
+
+Layers never call MLflow themselves: the batch layer logs and registers through
+:func:`log_and_register`, the speed and serving layers fetch a version through :func:`download_alias`.
+Version tags record lineage (``layer``, ``delta_version``, ``base_version``, ``update_offset``, counts);
+aliases say which version plays which role (``champion``, ``speed``, ``challenger``).
+
+Downloaded versions are cached under ``<headwater.stack.var-dir>/registry-cache/<name>/<version>``:
+a registered version never changes, so a replica restarts without downloading it again.
+
+>>> from headwater.config import load_config
+>>> registered_model_name(load_config(overrides=["headwater.id=movies", "headwater.app=als"]))
+'movies'
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from headwater.config import Config
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME_IN_RUN = "model"
+# Listing requirements explicitly keeps MLflow from inferring them by importing the model in a
+# subprocess and asking pip: measured 0.04 s per log_model instead of 2 s.
+PIP_REQUIREMENTS = ("mlflow", "numpy", "pandas", "pyarrow")
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """One downloaded model version: ``path`` holds its artifacts (``path / "factors"`` for ALS)."""
+
+    name: str
+    version: int
+    path: Path
+    tags: dict[str, str] = field(default_factory=dict)
+    run_id: str | None = None
+
+
+def registered_model_name(config: Config) -> str:
+    return config.app_id
+
+
+def tracking_uri(config: Config) -> str:
+    return config.get("headwater.mlflow.tracking-uri")
+
+
+def client(config: Config):
+    """An MlflowClient for the configured store; also points MLflow's fluent API at it."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(config)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(config: Config) -> str:
+    """The id of the app's experiment (``headwater.mlflow.experiment`` or the app id), created if needed."""
+    mlflow_client = client(config)
+    name = config.get("headwater.mlflow.experiment") or config.app_id
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=_local_artifact_location(config, name))
+    except MlflowException:  # created meanwhile by another layer
+        return mlflow_client.get_experiment_by_name(name).experiment_id
+
+
+def _local_artifact_location(config: Config, experiment: str) -> str | None:
+    # A sqlite store used without a server puts artifacts under ./mlruns of whatever the current
+    # directory is; keep them next to the database instead. A server decides for itself.
+    uri = tracking_uri(config)
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///"))
+    return (database.parent / "mlartifacts" / experiment).resolve().as_uri()
+
+
+def get_alias_version(config: Config, alias: str) -> int | None:
+    """The version number ``alias`` points at, or None when the model or the alias does not exist."""
+    version = _alias_version(client(config), registered_model_name(config), alias)
+    return None if version is None else int(version.version)
+
+
+def set_alias(config: Config, alias: str, version: int) -> None:
+    client(config).set_registered_model_alias(registered_model_name(config), alias, str(version))
+    log.info("alias %s of %s now points at version %s", alias, registered_model_name(config), version)
+
+
+def download_alias(config: Config, alias: str) -> RegisteredModel | None:
+    """Download (or reuse the cached copy of) the version ``alias`` points at; None if there is none."""
+    mlflow_client = client(config)
+    name = registered_model_name(config)
+    version = _alias_version(mlflow_client, name, alias)
+    if version is None:
+        return None
+    return RegisteredModel(name=name, version=int(version.version),
+                           path=_download_version(config, name, int(version.version)),
+                           tags=dict(version.tags), run_id=version.run_id)
+
+
+def log_and_register(config: Config, artifacts_dir: Path, python_model: Any, tags: Mapping[str, Any],
+                     aliases: Sequence[str], run_id: str | None = None, signature: Any = None) -> RegisteredModel:
+    """Log ``artifacts_dir``'s entries as a pyfunc model's artifacts, register it, tag it, set aliases.
+
+    Each entry of ``artifacts_dir`` becomes one named artifact (``factors`` for ALS), found again at
+    ``RegisteredModel.path / <name>``. The model is logged into run ``run_id`` (the active run when it
+    is that one), or into a new run of the app's experiment.
+    """
+    import mlflow
+
+    mlflow_client = client(config)
+    name = registered_model_name(config)
+    artifacts = {entry.name: str(entry) for entry in sorted(Path(artifacts_dir).iterdir())}
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        info = _log_pyfunc(python_model, artifacts, signature)
+    else:
+        with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id(config)):
+            info = _log_pyfunc(python_model, artifacts, signature)
+    string_tags = {key: str(value) for key, value in tags.items()}
+    version = mlflow.register_model(info.model_uri, name, tags=string_tags)
+    for alias in aliases:
+        mlflow_client.set_registered_model_alias(name, alias, version.version)
+    log.info("registered %s version %s (aliases: %s)", name, version.version, ", ".join(aliases) or "none")
+    # The artifacts are already local: copy them into the cache instead of downloading them again.
+    path = _cache_dir(config, name, int(version.version))
+    if not path.exists():
+        _install(Path(artifacts_dir), path)
+    return RegisteredModel(name=name, version=int(version.version), path=path, tags=string_tags,
+                           run_id=version.run_id)
+
+
+def _log_pyfunc(python_model: Any, artifacts: dict[str, str], signature: Any):
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.log_model(name=MODEL_NAME_IN_RUN, python_model=python_model, artifacts=artifacts,
+                                   signature=signature, pip_requirements=list(PIP_REQUIREMENTS))
+
+
+def _alias_version(mlflow_client, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def _cache_dir(config: Config, name: str, version: int) -> Path:
+    var_dir = Path(config.get("headwater.stack.var-dir")).resolve()
+    return var_dir / "registry-cache" / name / str(version)
+
+
+def _download_version(config: Config, name: str, version: int) -> Path:
+    path = _cache_dir(config, name, version)
+    if path.exists():
+        return path
+    import mlflow.artifacts
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+        model_dir = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=scratch,
+            tracking_uri=tracking_uri(config), registry_uri=tracking_uri(config))
+        # pyfunc keeps the named artifacts in the model's "artifacts" folder.
+        _install(Path(model_dir) / "artifacts", path)
+    log.info("downloaded %s version %s to %s", name, version, path)
+    return path
+
+
+def _install(source: Path, path: Path) -> None:
+    """Copy ``source`` to ``path`` atomically, so concurrent readers never see a half-written version."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=".staging-"))
+    shutil.copytree(source, staging, dirs_exist_ok=True)
+    try:
+        os.replace(staging, path)
+    except OSError:  # another process installed the same version first
+        shutil.rmtree(staging, ignore_errors=True)
+        if not path.exists():
+            raise
+
+
+__all__ = ["RegisteredModel", "registered_model_name", "experiment_id", "download_alias", "get_alias_version",
+           "set_alias", "log_and_register", "client"]

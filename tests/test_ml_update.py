@@ -1,0 +1,91 @@
+"""The ML template with a fake app (as Oryx tests its framework): search, nested runs, gate, register, notify."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.pyfunc
+from mlflow import MlflowClient
+
+from batch_layer.ml_update import MLApp, MLUpdate
+from headwater import registry
+
+
+class EchoModel(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+class FakeApp(MLApp):
+    """A "model" is its hyperparameter ``quality``, which is also its score; negative ones fail to build."""
+
+    def __init__(self, config, qualities):
+        super().__init__(config)
+        self.qualities = qualities
+
+    def hyperparameter_space(self):
+        return {"quality": self.qualities}
+
+    def split(self, data):
+        return data.where("id % 2 = 0"), data.where("id % 2 = 1")
+
+    def build_model(self, train, hyperparams):
+        if hyperparams["quality"] < 0:
+            raise RuntimeError("cannot build this one")
+        return hyperparams["quality"]
+
+    def evaluate(self, model, test, train):
+        return {"score": model, "test_rows": float(test.count())}
+
+    def evaluate_registered(self, registered, test, train):
+        return self.evaluate(float((registered.path / "model" / "quality.txt").read_text()), test, train)
+
+    def to_artifacts(self, model, data, directory: Path):
+        (directory / "model").mkdir()
+        (directory / "model" / "quality.txt").write_text(str(model))
+
+    def pyfunc_model(self):
+        return EchoModel()
+
+
+def generation(config, spark, qualities):
+    notices = []
+    result = MLUpdate(FakeApp(config, qualities), config, notices.append).run(spark.range(10), delta_version=4)
+    return result, notices
+
+
+def test_best_candidate_is_promoted_then_the_gate_holds_regressions(make_config, mlflow_uri, spark):
+    config = make_config(**{"ml.eval.candidates": 5, "ml.eval.parallelism": 2, "ml.eval.search": "grid"})
+    client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+
+    first, notices = generation(config, spark, [0.5, 0.9, -1.0])
+    assert first.promoted and first.best.hyperparams == {"quality": 0.9}
+    assert [(n.version, n.delta_version) for n in notices] == [(1, 4)]
+    children = client.search_runs([registry.experiment_id(config)],
+                                  filter_string=f"tags.mlflow.parentRunId = '{first.run_id}'")
+    assert sorted(run.info.status for run in children) == ["FAILED", "FINISHED", "FINISHED"]
+    failed = next(run for run in children if run.info.status == "FAILED")
+    assert "cannot build this one" in failed.data.tags["error"]
+    version = client.get_model_version(config.app_id, "1")
+    assert version.tags["layer"] == "batch" and version.tags["delta_version"] == "4"
+    assert version.tags["train_rows"] == "5" and version.tags["score"] == "0.9"
+
+    # 0.85 is worse than the champion's 0.9 by more than max-regression (0.02): kept out.
+    second, notices = generation(config, spark, [0.85])
+    assert not second.promoted and "worse than the champion" in second.reason
+    assert (second.champion_version, second.champion_metrics["score"]) == (1, 0.9)
+    assert notices == [] and registry.get_alias_version(config, "champion") == 1
+    assert client.get_run(second.run_id).data.tags["promoted"] == "false"
+    assert second.registered.version == 2
+
+    # within max-regression: promoted
+    third, notices = generation(config, spark, [0.89])
+    assert third.promoted and registry.get_alias_version(config, "champion") == 3 and len(notices) == 1
+
+
+def test_no_model_at_all_is_recorded_not_promoted(make_config, mlflow_uri, spark):
+    config = make_config()
+    result, notices = generation(config, spark, [-1.0])
+    assert not result.promoted and result.registered is None and notices == []
+    assert result.reason == "no candidate could be built and evaluated"
+    tags = MlflowClient(tracking_uri=mlflow_uri).get_run(result.run_id).data.tags
+    assert (tags["promoted"], tags["reason"]) == ("false", result.reason)
