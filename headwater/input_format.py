@@ -184,6 +184,9 @@ class SchemaCSVFormat:
                                  for _, f, numeric in self._positions])
 
     def parse(self, lines: Sequence[str]) -> ParsedLines:
+        fast = self._parse_clean_csv(lines)
+        if fast is not None:
+            return fast
         columns: dict[str, list] = {f: [] for _, f, _ in self._positions}
         index, rejected = [], []
         expected = len(self.input_schema.feature_names)
@@ -204,6 +207,42 @@ class SchemaCSVFormat:
         arrays = {"line_index": pa.array(index, pa.int32())}
         arrays.update({f: pa.array(columns[f], self.schema.field(f).type) for _, f, _ in self._positions})
         return ParsedLines(pa.table(arrays), rejected)
+
+    def _parse_clean_csv(self, lines: Sequence[str]) -> ParsedLines | None:
+        """All lines at once with Arrow's CSV reader (~10x the line loop), or None to take the loop.
+
+        Only when the result is the loop's: plain unquoted CSV, every row the right width, every number
+        finite and present. Anything else (JSON arrays, quotes, a bad line) goes through the loop, which
+        also names what is wrong.
+        """
+        if not lines or any(('"' in line or "[" in line or "\n" in line or "\r" in line) for line in lines):
+            return None
+        import pyarrow.compute as pc
+        import pyarrow.csv as pa_csv
+
+        names = self.input_schema.feature_names
+        try:
+            table = pa_csv.read_csv(
+                pa.py_buffer("\n".join(lines).encode()),
+                read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
+                parse_options=pa_csv.ParseOptions(quote_char=False, ignore_empty_lines=False),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={f: self.schema.field(f).type for f in self.schema.names},
+                    include_columns=self.schema.names, strings_can_be_null=False, quoted_strings_can_be_null=False))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        if table.num_rows != len(lines):
+            return None
+        arrays = {"line_index": pa.array(range(len(lines)), pa.int32())}
+        for name in self.schema.names:
+            column = table.column(name).combine_chunks()
+            if pa.types.is_floating(column.type):
+                if column.null_count or not pc.all(pc.is_finite(column)).as_py():
+                    return None
+            else:
+                column = pc.utf8_trim_whitespace(column)
+            arrays[name] = column
+        return ParsedLines(pa.table(arrays), [])
 
 
 def input_format_for(config: Config):

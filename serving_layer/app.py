@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from typing import Callable
 
 from flask import Flask, current_app, jsonify
@@ -48,6 +49,27 @@ def load_rescorer(config: Config) -> Callable | None:
 def models() -> ModelManager:
     """The model manager of the app answering the current request."""
     return current_app.extensions["headwater.models"]
+
+
+_producer_lock = threading.Lock()
+
+
+def send_input_lines(lines: list[str]) -> int:
+    """Send text lines to ``<id>.input`` (one producer per app, made on first use); returns how many.
+
+    Answers only once the broker has them, so a client that got 200 knows they are in Kafka.
+    """
+    from headwater.kafka_io import LineProducer  # kafka-python only when something is written
+
+    config = current_app.config["HEADWATER"]
+    with _producer_lock:
+        producer = current_app.extensions.get("headwater.producer")
+        if producer is None:
+            producer = LineProducer(config.get("headwater.kafka.bootstrap-servers"))
+            current_app.extensions["headwater.producer"] = producer
+    sent = producer.send_lines(config.input_topic, lines)
+    producer.flush(timeout=30)
+    return sent
 
 
 def ready():

@@ -1,0 +1,170 @@
+"""The k-means batch app (Oryx's KMeansUpdate): Spark ML KMeans over the events' numeric features.
+
+- ``split``: the clustered feature columns of the events, split at random (``test-fraction``, ``seed``);
+- ``build_model``: ``pyspark.ml.clustering.KMeans`` with k from ``headwater.kmeans.hyperparams.k``,
+  ``iterations`` and ``initialization-strategy`` ("k-means||" or "random"); the centres come back to
+  the driver as a :class:`~headwater.kmeans_clusters.KMeansClusters`, the form every layer uses;
+- ``evaluate``: on the test part, from the centres alone (so the champion is judged by the same code):
+  per-cluster statistics summed in Spark give SSE and Davies-Bouldin, and the exact silhouette is
+  taken on at most ``silhouette-sample`` rows. ``score`` is the silhouette, −Davies-Bouldin or
+  −(mean squared distance) as ``evaluation-strategy`` says (higher is better for the gate). With no
+  test rows at all (a tiny data set), the training rows are evaluated instead;
+- artifacts: ``clusters`` (centres, counts of every event assigned to each centre, feature names),
+  which the speed layer starts from, and ``cluster_sizes.png``.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from batch_layer.kmeans_metrics import ClusterStatistics, davies_bouldin, silhouette
+from batch_layer.ml_update import MLApp
+from headwater.input_format import InputSchema
+from headwater.kmeans_clusters import ARTIFACT_NAME, KMeansClusters, clustering_features
+from headwater.registry import RegisteredModel
+
+VECTOR_COLUMN = "_features"
+SIZES_PLOT = "cluster_sizes.png"
+
+
+class KMeansUpdate(MLApp):
+    """Builds and evaluates k-means candidates; settings from ``headwater.kmeans.*`` and ``headwater.ml.eval.*``."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.features = clustering_features(InputSchema.from_config(config))
+        settings = config.section("headwater.kmeans")
+        self.iterations = settings["iterations"]
+        self.initialization = settings["initialization-strategy"]
+        self.strategy = settings["evaluation-strategy"]
+        self.silhouette_sample = settings["silhouette-sample"]
+        self.seed = config.get("headwater.ml.eval.seed")
+        self._samples: dict[int, np.ndarray] = {}
+        self._sample_lock = threading.Lock()
+
+    def hyperparameter_space(self) -> dict[str, list]:
+        return {"k": self.config.get("headwater.kmeans.hyperparams.k")}
+
+    def feature_rows(self, data):
+        """Only the clustered columns, rows with a missing value dropped."""
+        return data.select(*self.features).dropna()
+
+    def split(self, data):
+        fraction = self.config.get("headwater.ml.eval.test-fraction")
+        train, test = self.feature_rows(data).randomSplit([1.0 - fraction, fraction], seed=self.seed)
+        return train, test
+
+    def build_model(self, train, hyperparams: dict[str, Any]) -> KMeansClusters:
+        from pyspark.ml.clustering import KMeans
+        from pyspark.ml.feature import VectorAssembler
+
+        vectors = VectorAssembler(inputCols=self.features, outputCol=VECTOR_COLUMN).transform(train)
+        model = KMeans(k=int(hyperparams["k"]), maxIter=self.iterations, initMode=self.initialization,
+                       seed=self.seed, featuresCol=VECTOR_COLUMN).fit(vectors)
+        centers = np.array(model.clusterCenters(), dtype=np.float64)
+        return KMeansClusters(self.features, centers, model.summary.clusterSizes)
+
+    def evaluate(self, model: KMeansClusters, test, train) -> dict[str, float]:
+        sample = self._silhouette_sample(test)
+        if len(sample) == 0:  # so little data that the random split left no test rows
+            test, sample = train, self._silhouette_sample(train)
+        stats = cluster_statistics(test, model.centers, self.features)
+        metrics = {
+            "silhouette": silhouette(sample, model.assign(sample)[0]) if len(sample) else float("nan"),
+            "davies_bouldin": davies_bouldin(model.centers, stats),
+            "mean_squared_distance": stats.mean_squared_distance,
+            "sse": stats.sse,
+            "empty_clusters": float((stats.counts == 0).sum()),
+        }
+        score = {"silhouette": metrics["silhouette"], "davies-bouldin": -metrics["davies_bouldin"],
+                 "sse": -metrics["mean_squared_distance"]}[self.strategy]
+        return {"score": score, **metrics}
+
+    def evaluate_registered(self, registered: RegisteredModel, test, train) -> dict[str, float]:
+        clusters = KMeansClusters.load(Path(registered.path) / ARTIFACT_NAME)
+        if clusters.features != self.features:
+            raise ValueError(f"the champion clusters features {clusters.features}, the input schema now "
+                             f"names {self.features}")
+        return self.evaluate(clusters, test, train)
+
+    def to_artifacts(self, model: KMeansClusters, data, directory: Path) -> None:
+        # The weight of each centre is every event it owns, not just the training part's: the speed
+        # layer's updates weigh new points against it.
+        counts = cluster_statistics(self.feature_rows(data), model.centers, self.features).counts
+        clusters = KMeansClusters(model.features, model.centers, counts)
+        clusters.save(directory / ARTIFACT_NAME)
+        cluster_sizes_figure(counts).savefig(directory / SIZES_PLOT)
+
+    def pyfunc_model(self):
+        from batch_layer.kmeans_pyfunc import KMeansPyfunc
+
+        return KMeansPyfunc()
+
+    def model_signature(self):
+        from batch_layer.kmeans_pyfunc import signature
+
+        return signature(self.features)
+
+    def describe(self, model: KMeansClusters) -> dict[str, Any]:
+        return {"k": model.k, "features": len(model.features)}
+
+    def _silhouette_sample(self, test) -> np.ndarray:
+        """At most ``silhouette-sample`` test rows, drawn once per test split (candidates share it)."""
+        with self._sample_lock:
+            if id(test) not in self._samples:
+                rows, sample = test.count(), test
+                if rows > self.silhouette_sample:
+                    # oversample a little so the sample rarely falls short of the wanted size
+                    fraction = min(1.0, 1.1 * self.silhouette_sample / rows)
+                    sample = test.sample(fraction=fraction, seed=self.seed).limit(self.silhouette_sample)
+                table = sample.toArrow()
+                self._samples[id(test)] = np.column_stack(
+                    [table.column(f).to_numpy(zero_copy_only=False) for f in self.features]
+                ).astype(np.float64).reshape(table.num_rows, len(self.features))
+            return self._samples[id(test)]
+
+
+def cluster_statistics(frame, centers: np.ndarray, features: list[str]) -> ClusterStatistics:
+    """Per-cluster count, distance sum and squared-distance sum over a DataFrame, summed in Spark.
+
+    Each Arrow batch is assigned in numpy (:func:`headwater.kmeans_math.nearest_centers`) and reduced
+    to k rows on the executor, so only k rows per batch cross to the driver's aggregation.
+    """
+    from pyspark.sql import functions as F
+
+    k = len(centers)
+
+    def batch_statistics(batches):
+        import pyarrow as pa
+
+        for batch in batches:
+            points = np.column_stack([batch.column(f).to_numpy(zero_copy_only=False) for f in features])
+            stats = ClusterStatistics.of(centers, points.astype(np.float64))
+            yield pa.RecordBatch.from_pydict({
+                "cluster": pa.array(np.arange(k), pa.int32()), "count": stats.counts,
+                "distance_sum": stats.distance_sums, "squared_sum": stats.squared_sums})
+
+    rows = (frame.select(*features)
+            .mapInArrow(batch_statistics, "cluster int, count double, distance_sum double, squared_sum double")
+            .groupBy("cluster").agg(*(F.sum(c).alias(c) for c in ("count", "distance_sum", "squared_sum")))
+            .collect())
+    sums = np.zeros((3, k))
+    for row in rows:
+        sums[:, row["cluster"]] = row["count"], row["distance_sum"], row["squared_sum"]
+    return ClusterStatistics(*sums)
+
+
+def cluster_sizes_figure(counts: np.ndarray):
+    """A bar chart of how many events each centre owns (matplotlib ``Figure``, no pyplot state)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(max(4.0, 0.25 * len(counts) + 2), 3.0), layout="constrained")
+    axes = figure.add_subplot()
+    axes.bar(np.arange(len(counts)), counts, color="tab:blue")
+    axes.set_xlabel("cluster")
+    axes.set_ylabel("events")
+    axes.set_title(f"cluster sizes (k={len(counts)}, {int(counts.sum())} events)")
+    return figure

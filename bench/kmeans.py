@@ -1,0 +1,147 @@
+"""k-means benchmark: serving ``/assign`` over real HTTP and speed-layer fold-in, k=100 centres × 50 features.
+
+Serving: ``waitress`` (8 threads) in a subprocess with a synthetic model handed to the model manager
+directly (no registry, no Kafka), so the measurement is the serving path alone: single-point
+``GET /assign/<datum>`` latency p50/p99 from one client, and ``POST /assign`` throughput in points/s
+for bodies of 10,000 lines. Speed: what the speed layer's ``foreachBatch`` does without Spark per
+micro-batch of 50,000 lines: parse (the schema's CSV format), ``learn_many`` (assign + move centres)
+and encode the UP messages. Prints one JSON object.
+
+    python bench/kmeans.py [--seconds 10]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as `python bench/kmeans.py` from a source checkout
+
+from headwater.input_format import InputSchema, SchemaCSVFormat
+from headwater.kmeans_clusters import KMeansClusters
+from headwater.messages import encode_up
+from speed_layer.kmeans import KMeansSpeedModel
+
+K, FEATURES = 100, 50
+NAMES = [f"f{n}" for n in range(FEATURES)]
+POST_LINES, SPEED_BATCH = 10_000, 50_000
+
+SERVER = r'''
+import json, sys
+import numpy as np
+from waitress import serve
+from headwater.config import load_config
+from headwater.kmeans_clusters import KMeansClusters
+from serving_layer.app import create_app
+from serving_layer.kmeans import KMeansServingModel
+from serving_layer.model_manager import ModelManager
+
+names = json.loads(sys.argv[2])
+manager = ModelManager(model_class=KMeansServingModel)
+manager.swap(KMeansServingModel(KMeansClusters.load(sys.argv[1]), version=1))
+config = load_config(overrides=["headwater.id=bench", "headwater.app=kmeans",
+                                "headwater.input-schema.feature-names=" + json.dumps(names)])
+print("ready", flush=True)
+serve(create_app(config, manager), host="127.0.0.1", port=int(sys.argv[3]), threads=8, _quiet=True)
+'''
+
+
+def make_clusters(rng) -> KMeansClusters:
+    return KMeansClusters(NAMES, rng.normal(0, 10, (K, FEATURES)), np.full(K, 1000.0))
+
+
+def make_lines(count: int, rng) -> list[str]:
+    return [",".join(f"{v:.4f}" for v in row) for row in rng.normal(0, 10, (count, FEATURES))]
+
+
+def bench_single(port: int, lines: list[str], seconds: float) -> dict:
+    session, latencies = requests.Session(), []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        response = session.get(f"http://127.0.0.1:{port}/assign/{lines[len(latencies) % len(lines)]}")
+        latencies.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.text
+    ms = np.array(latencies) * 1000
+    return {"requests": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 2),
+            "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+
+
+def bench_batch(port: int, lines: list[str], seconds: float) -> dict:
+    session, body, points = requests.Session(), "\n".join(lines), 0
+    started = time.monotonic()
+    while time.monotonic() - started < seconds or points == 0:
+        response = session.post(f"http://127.0.0.1:{port}/assign", data=body)
+        assert response.status_code == 200 and response.text.count("\n") == len(lines), response.text[:200]
+        points += len(lines)
+    elapsed = time.monotonic() - started
+    return {"lines_per_request": len(lines), "requests": points // len(lines),
+            "points_per_sec": round(points / elapsed)}
+
+
+def bench_speed(rng, batches: int = 4) -> dict:
+    model = KMeansSpeedModel(make_clusters(rng), decay=0.99)
+    fmt = SchemaCSVFormat(InputSchema(NAMES))
+    parse = learn = encode = 0.0
+    for _ in range(batches):
+        lines = make_lines(SPEED_BATCH, rng)
+        t0 = time.perf_counter()
+        table = fmt.parse(lines).table
+        t1 = time.perf_counter()
+        payloads = model.learn_many(table)
+        t2 = time.perf_counter()
+        for payload in payloads:
+            encode_up(payload)
+        t3 = time.perf_counter()
+        parse, learn, encode = parse + t1 - t0, learn + t2 - t1, encode + t3 - t2
+    points = batches * SPEED_BATCH
+    return {"batch_lines": SPEED_BATCH, "batches": batches,
+            "points_per_sec": round(points / (parse + learn + encode)),
+            "learn_only_points_per_sec": round(points / learn),
+            "share_parse": round(parse / (parse + learn + encode), 3)}
+
+
+def main() -> None:
+    from headwater.embedded import free_port
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        make_clusters(rng).save(Path(scratch) / "clusters")
+        port = free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        server = subprocess.Popen([sys.executable, "-c", SERVER, str(Path(scratch) / "clusters"),
+                                   json.dumps(NAMES), str(port)], stdout=subprocess.PIPE, env=env, text=True)
+        try:
+            assert server.stdout.readline().strip() == "ready"
+            for _ in range(100):
+                try:
+                    requests.get(f"http://127.0.0.1:{port}/ready", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            lines = make_lines(POST_LINES, rng)
+            bench_single(port, lines, 1.0)  # warm-up
+            single = bench_single(port, lines, args.seconds)
+            batch = bench_batch(port, lines, args.seconds)
+        finally:
+            server.terminate()
+            server.wait(10)
+    print(json.dumps({"bench": "kmeans", "k": K, "features": FEATURES, "assign_single": single,
+                      "assign_post": batch, "speed": bench_speed(rng), "load_avg_1min": os.getloadavg()[0]}))
+
+
+if __name__ == "__main__":
+    main()

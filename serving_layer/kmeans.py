@@ -1,0 +1,117 @@
+"""k-means endpoints with Oryx's paths: ``/assign``, ``/distanceToNearest``, ``/add``.
+
+A datum is one input line following ``headwater.input-schema`` (CSV or a JSON array, every
+feature of the schema, ids and ignored ones included), in the path or one per line of a POST
+body. A datum that does not parse is a 400 naming the line and the field; nothing is answered or
+sent for a request with a bad line. Answers are one value per datum, CSV by default, JSON on
+``Accept: application/json``. ``/add`` writes the lines to ``<id>.input``; the centres move when
+the speed layer's UP messages come back on ``<id>.update``.
+
+>>> from headwater.kmeans_clusters import KMeansClusters
+>>> model = KMeansServingModel(KMeansClusters(["x", "y"], [[0.0, 0.0], [5.0, 5.0]], [2, 2]), version=1)
+>>> model.assign(np.array([[4.0, 4.0]]))
+(array([1]), array([1.41421356]))
+>>> model.apply_update(["C", 1, [4.0, 4.0], 3.0]); model.assign(np.array([[4.0, 4.0]]))[1]
+array([0.])
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from flask import Blueprint, current_app, jsonify
+
+from headwater.input_format import SchemaCSVFormat, input_format_for
+from headwater.kmeans_clusters import ARTIFACT_NAME, KMeansClusters
+from serving_layer import formats
+from serving_layer.app import models, send_input_lines
+from serving_layer.errors import ApiError
+
+bp = Blueprint("kmeans", __name__)
+
+
+class KMeansServingModel:
+    """The served centres; UP payloads replace one centre copy-on-write, so reads never lock."""
+
+    def __init__(self, clusters: KMeansClusters, version: int | None = None):
+        self.clusters = clusters
+        self.version = version
+
+    @classmethod
+    def from_registered(cls, registered) -> KMeansServingModel:
+        return cls(KMeansClusters.load(Path(registered.path) / ARTIFACT_NAME), version=registered.version)
+
+    def apply_update(self, payload) -> None:
+        self.clusters.apply_update(payload)
+
+    def ready_reason(self) -> str | None:
+        return None
+
+    def assign(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.clusters.assign(points)
+
+    def __repr__(self) -> str:
+        return f"KMeansServingModel(version={self.version}, {self.clusters!r})"
+
+
+ServingModel = KMeansServingModel
+
+
+def _input_format() -> SchemaCSVFormat:
+    """The configured schema's parser, built once per Flask app."""
+    fmt = current_app.extensions.get("headwater.kmeans.format")
+    if fmt is None:
+        fmt = current_app.extensions["headwater.kmeans.format"] = input_format_for(current_app.config["HEADWATER"])
+    return fmt
+
+
+def _checked(lines: list[str]):
+    """The parsed table of ``lines``, or a 400 naming the first bad line and why (all of them as details)."""
+    parsed = _input_format().parse(lines)
+    if parsed.rejected:
+        index, reason = parsed.rejected[0]
+        where = f"datum {lines[index]!r}" if len(lines) == 1 else f"line {index + 1}"
+        raise ApiError(400, f"{where}: {reason}", rejected=[{"line": i + 1, "reason": why}
+                                                            for i, why in parsed.rejected[:100]])
+    return parsed.table
+
+
+def _body_lines() -> list[str]:
+    return [line for line in formats.body_text().splitlines() if line.strip()]
+
+
+def _nearest(lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    model = models().require_model()
+    table = _checked(lines)
+    return model.assign(model.clusters.points(table))
+
+
+@bp.get("/assign/<path:datum>")
+def assign_one(datum):
+    return formats.values(_nearest([datum])[0].tolist())
+
+
+@bp.post("/assign")
+def assign_many():
+    lines = _body_lines()
+    return formats.values(_nearest(lines)[0].tolist() if lines else [])
+
+
+@bp.get("/distanceToNearest/<path:datum>")
+def distance_to_nearest(datum):
+    return formats.values(_nearest([datum])[1].tolist())
+
+
+@bp.post("/add/<path:datum>")
+def add_one(datum):
+    _checked([datum])
+    return jsonify({"sent": send_input_lines([datum])})
+
+
+@bp.post("/add")
+def add_many():
+    """All-or-nothing, so a client can fix a bad line and resend without duplicating the rest."""
+    lines = _body_lines()
+    if lines:
+        _checked(lines)
+    return jsonify({"sent": send_input_lines(lines) if lines else 0})
