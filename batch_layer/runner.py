@@ -10,6 +10,8 @@ The app's batch module (``App.layers["batch"]``, e.g. ``batch_layer.als``) must 
 """
 from __future__ import annotations
 
+import json
+
 import importlib
 import inspect
 import logging
@@ -41,11 +43,19 @@ def load_batch_app(config: Config) -> MLApp:
 
 
 def publish_model_notice(config: Config, notice: ModelNotice) -> None:
-    """Send a MODEL notice on ``<id>.update`` (creating the topic if needed) and wait until it is written."""
-    from headwater.kafka_io import LineProducer, ensure_topics
+    """Send a MODEL notice on ``<id>.update`` (creating the topic if needed) and wait until it is written.
+
+    First the new champion is tagged with the update topic's current end: UP messages before it
+    were computed on older models, so the serving and speed layers start the new champion there
+    instead of replaying the whole topic onto it.
+    """
+    from headwater.kafka_io import LineProducer, ensure_topics, true_end_offsets
+    from headwater.registry import set_version_tag
 
     bootstrap = config.get("headwater.kafka.bootstrap-servers")
     ensure_topics(bootstrap, {config.update_topic: config.get("headwater.kafka.update-partitions")})
+    ends = true_end_offsets(bootstrap, config.update_topic)
+    set_version_tag(config, notice.version, "update_offset", json.dumps({str(p): o for p, o in ends.items()}))
     with LineProducer(bootstrap) as producer:
         producer.send_bytes(config.update_topic, encode_model_notice(notice)).get(timeout=30)
     log.info("published MODEL notice for %s version %s on %s", notice.model_name, notice.version,

@@ -14,6 +14,8 @@ a registered version never changes, so a replica restarts without downloading it
 """
 from __future__ import annotations
 
+import json
+
 import logging
 import os
 import shutil
@@ -96,6 +98,24 @@ def get_alias_version(config: Config, alias: str) -> int | None:
 def set_alias(config: Config, alias: str, version: int) -> None:
     client(config).set_registered_model_alias(registered_model_name(config), alias, str(version))
     log.info("alias %s of %s now points at version %s", alias, registered_model_name(config), version)
+
+
+def set_version_tag(config: Config, version: int, key: str, value: Any) -> None:
+    client(config).set_model_version_tag(registered_model_name(config), str(version), key, str(value))
+
+
+def parse_update_offsets(tag: str | None) -> dict[int, int] | None:
+    """An ``update_offset`` tag: an int (partition 0) or JSON ``{"<partition>": offset}``.
+
+    >>> parse_update_offsets("17"), parse_update_offsets('{"0": 5}'), parse_update_offsets(None)
+    ({0: 17}, {0: 5}, None)
+    """
+    if tag in (None, ""):
+        return None
+    value = json.loads(tag)
+    if isinstance(value, int):
+        return {0: value}
+    return {int(p): int(o) for p, o in value.items()}
 
 
 def download_alias(config: Config, alias: str) -> RegisteredModel | None:

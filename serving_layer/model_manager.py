@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import json
 import logging
 import threading
 from typing import Any, Protocol
@@ -50,16 +49,6 @@ class ServingModel(Protocol):
 
     def ready_reason(self) -> str | None:
         """None when the model can answer queries, else why not."""
-
-
-def parse_offsets(tag: str | None) -> dict[int, int] | None:
-    """An ``update_offset`` tag: an int (partition 0) or JSON ``{"partition": offset}``."""
-    if tag in (None, ""):
-        return None
-    value = json.loads(tag)
-    if isinstance(value, int):
-        return {0: value}
-    return {int(p): int(o) for p, o in value.items()}
 
 
 def _return_freed_memory() -> None:
@@ -179,7 +168,8 @@ class ModelManager:
                 model.apply_update(payload)
             self._loading, self._pending = False, []
             self.swap(model)
-        return parse_offsets(chosen.tags.get("update_offset")) or parse_offsets(champion.tags.get("update_offset"))
+        return (registry.parse_update_offsets(chosen.tags.get("update_offset"))
+                or registry.parse_update_offsets(champion.tags.get("update_offset")))
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:

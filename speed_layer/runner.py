@@ -23,7 +23,6 @@ in once a model is there, so nothing is lost, at the price of that batch's laten
 """
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import threading
@@ -179,7 +178,7 @@ class SpeedLayer:
 
     def _load_from_registry(self):
         """(model, base version, update-topic start) from the champion or the speed snapshot built on it."""
-        from headwater.registry import download_alias
+        from headwater.registry import download_alias, parse_update_offsets
 
         champion = download_alias(self.config, "champion")
         if champion is None:
@@ -189,9 +188,9 @@ class SpeedLayer:
         if snapshot is not None and snapshot.tags.get("base_version") == str(champion.version):
             chosen = snapshot
         model = self.model_class.from_registered(chosen, self.config)
-        start = _update_offset(chosen.tags.get("update_offset"))
-        if start is None:
-            start = _update_offset(champion.tags.get("update_offset")) or 0
+        offsets = (parse_update_offsets(chosen.tags.get("update_offset"))
+                   or parse_update_offsets(champion.tags.get("update_offset")) or {})
+        start = offsets.get(UPDATE_PARTITION, 0)
         log.info("speed layer: loaded %s version %s (%s layer, base %s); following %s from offset %s",
                  chosen.name, chosen.version, chosen.tags.get("layer", "?"), champion.version,
                  self.config.update_topic, start)
@@ -311,14 +310,6 @@ class SpeedLayer:
         log.info("speed snapshot: registered version %s (base %s, update offset %s) in %.1f s",
                  registered.version, base_version, position, time.perf_counter() - started)
         return registered
-
-
-def _update_offset(tag: str | None) -> int | None:
-    """An ``update_offset`` tag: an int, or JSON ``{"<partition>": offset}`` of which partition 0 counts."""
-    if tag in (None, ""):
-        return None
-    value = json.loads(tag)
-    return int(value) if isinstance(value, int) else int(value[str(UPDATE_PARTITION)])
 
 
 def run_speed(config: Config) -> None:

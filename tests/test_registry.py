@@ -86,3 +86,11 @@ def test_set_alias_on_a_missing_version_fails_loudly(make_config, tmp_path):
     registry.log_and_register(config, artifacts(tmp_path, "x"), ReadsArtifact(), {}, [])
     with pytest.raises(MlflowException):
         registry.set_alias(config, "champion", 7)
+
+
+def test_update_offset_tags():
+    from headwater.registry import parse_update_offsets
+
+    assert parse_update_offsets("42") == {0: 42}
+    assert parse_update_offsets('{"0": 7, "1": 9}') == {0: 7, 1: 9}
+    assert parse_update_offsets(None) is None

@@ -15,7 +15,7 @@ from headwater.kafka_io import LineProducer, ensure_topics
 from headwater.messages import ModelNotice, encode_model_notice, encode_up
 from serving_layer.als_model import ALSServingModel
 from serving_layer.app import create_app
-from serving_layer.model_manager import ModelManager, parse_offsets
+from serving_layer.model_manager import ModelManager
 
 
 def factors(seed: int, items: int = 300) -> ALSFactors:
@@ -61,12 +61,6 @@ def test_metrics_count_requests_and_show_the_model_version(make_config):
     assert "headwater_model_version 5.0" in text
     assert "headwater_updates_applied_total 1.0" in text
     assert 'headwater_request_seconds_bucket{endpoint="als.recommend"' in text
-
-
-def test_update_offset_tags():
-    assert parse_offsets("42") == {0: 42}
-    assert parse_offsets('{"0": 7, "1": 9}') == {0: 7, 1: 9}
-    assert parse_offsets(None) is None
 
 
 class _Placeholder(mlflow.pyfunc.PythonModel):
