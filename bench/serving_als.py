@@ -1,6 +1,6 @@
 """Serving benchmark: /recommend over real HTTP on a 1,000,000 items × 50 features model.
 
-Starts ``python -m serving_layer`` in a subprocess (waitress, 8 threads) on a synthetic ALS model
+Starts the serving app in a subprocess (waitress, 8 threads) on a synthetic ALS model
 registered nowhere: the model directory is handed over through the ``HEADWATER_BENCH_FACTORS``
 hook below, so the measurement is the serving path alone. Prints one JSON object: p50/p99 latency
 and queries/s for 1 and 4 concurrent clients, the server's RSS and the raw factor bytes.
