@@ -15,7 +15,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from headwater.config import BOOL, Config, ConfigError, Interval, ListOf
+from headwater.config import BOOL, Config, ConfigError, Interval, ListOf, Optional, Options
 
 
 @dataclass(frozen=True)
@@ -72,19 +72,41 @@ KMEANS = App(
     name="kmeans",
     input_format=_schema_format,
     layers={"batch": "batch_layer.kmeans", "speed": "speed_layer.kmeans", "serving": "serving_layer.kmeans"},
+    config_constraints={
+        "headwater.kmeans.iterations": Interval(int, 1),
+        "headwater.kmeans.initialization-strategy": Options(("k-means||", "random")),
+        "headwater.kmeans.evaluation-strategy": Options(("silhouette", "davies-bouldin", "sse")),
+        "headwater.kmeans.silhouette-sample": Interval(int, 2),
+        "headwater.kmeans.decay-factor": Interval(float, 0, 1),
+        "headwater.kmeans.half-life": Optional(Interval(float, 0, closed_low=False)),
+        "headwater.kmeans.time-unit": Options(("batches", "points")),
+        "headwater.kmeans.hyperparams.k": ListOf(Interval(int, 2)),
+    },
 )
+
+_RDF_CONSTRAINTS = {
+    "headwater.rdf.num-trees": ListOf(Interval(int, 1)),
+    "headwater.rdf.hyperparams.max-depth": ListOf(Interval(int, 1, 30)),
+    "headwater.rdf.hyperparams.max-split-candidates": ListOf(Interval(int, 2)),
+    "headwater.rdf.hyperparams.min-node-size": ListOf(Interval(int, 1)),
+    "headwater.rdf.hyperparams.min-info-gain": ListOf(Interval(float, 0)),
+}
 
 RDF_CLASSIFICATION = App(
     name="rdf-classification",
     input_format=_schema_format,
     layers={"batch": "batch_layer.random_forest", "speed": "speed_layer.random_forest",
             "serving": "serving_layer.random_forest"},
+    config_constraints={**_RDF_CONSTRAINTS,
+                        "headwater.rdf.hyperparams.impurity": Optional(ListOf(Options(("gini", "entropy"))))},
 )
 
 RDF_REGRESSION = App(
     name="rdf-regression",
     input_format=_schema_format,
     layers=RDF_CLASSIFICATION.layers,
+    config_constraints={**_RDF_CONSTRAINTS,
+                        "headwater.rdf.hyperparams.impurity": Optional(ListOf(Options(("variance",))))},
 )
 
 BUILTIN_APPS = {app.name: app for app in (ALS, KMEANS, RDF_CLASSIFICATION, RDF_REGRESSION)}

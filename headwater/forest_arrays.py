@@ -5,6 +5,11 @@ or category set, children, leaf statistics), so prediction is a vectorised walk 
 with no JVM, and the speed layer can update leaf statistics in place. Leaf statistics follow Spark's
 ``impurityStats``: class counts for classification, ``[count, sum, sum of squares]`` for regression.
 
+UP payloads (shared by speed and serving): ``["L", structure_id, [node indices], [[statistics], ...]]``
+carries the *new* statistics of some leaves, so applying a message twice is harmless. ``structure_id``
+fingerprints the trees' shape: node indices mean nothing in another forest, so a message built on a
+previous champion is ignored by a forest that was trained since.
+
 >>> forest = ForestArrays.from_nodes("regression", num_features=1, trees=[[
 ...     dict(id=0, feature=0, threshold=0.5, categories=None, left=1, right=2, stats=[4, 10, 30]),
 ...     dict(id=1, feature=-1, threshold=0.0, categories=None, left=-1, right=-1, stats=[2, 2, 2]),
@@ -14,16 +19,23 @@ array([1., 4.])
 >>> forest.update_leaves(np.array([[1.0]]), np.array([7.0]))
 >>> forest.predict(np.array([[1.0]]))
 array([5.])
+>>> payload = forest.leaf_update_payloads(np.array([2]))[0]
+>>> payload[0], payload[2:]
+('L', [[2], [[3.0, 15.0, 81.0]]])
 """
 from __future__ import annotations
 
 import json
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 TASKS = ("classification", "regression")
+LEAF_UPDATE = "L"
+# Leaves per UP message: keeps a message far below Kafka's default 1 MB record limit.
+LEAVES_PER_MESSAGE = 2000
 
 
 class ForestArrays:
@@ -48,6 +60,8 @@ class ForestArrays:
                             else np.asarray(importances, dtype=np.float64))
         self._categorical = self.category_mask.any(axis=1) if self.category_mask.size else None
         self._depth = self._max_depth()
+        self._prepare_walk()
+        self.structure_id = self._fingerprint()
 
     @property
     def num_trees(self) -> int:
@@ -59,7 +73,7 @@ class ForestArrays:
 
     @classmethod
     def from_nodes(cls, task: str, num_features: int, trees: Sequence[Sequence[dict]],
-                   importances: Sequence[float] | None = None) -> "ForestArrays":
+                   importances: Sequence[float] | None = None) -> ForestArrays:
         """Build from per-tree node dicts (``id``, ``feature`` (-1 at a leaf), ``threshold``,
         ``categories`` (left-going category indices or None), ``left``/``right`` (ids in the tree), ``stats``)."""
         offsets, roots, nodes = {}, [], []
@@ -85,7 +99,7 @@ class ForestArrays:
         return cls(task, num_features, feature, threshold, left, right, mask, stats, np.array(roots), importances)
 
     @classmethod
-    def from_spark_model(cls, model, directory: str | Path) -> "ForestArrays":
+    def from_spark_model(cls, model, directory: str | Path) -> ForestArrays:
         """Convert a fitted Spark ML RandomForest{Classification,Regression}Model.
 
         Spark's own saved format (Parquet ``nodeData`` per tree) is read back with pyarrow: one save
@@ -102,13 +116,24 @@ class ForestArrays:
             node, split = row["nodeData"], row["nodeData"]["split"]
             is_leaf = node["leftChild"] < 0
             categorical = split["numCategories"] >= 0
-            trees.setdefault(row["treeID"], []).append(dict(
-                id=node["id"], feature=-1 if is_leaf else split["featureIndex"],
-                threshold=0.0 if is_leaf or categorical else split["leftCategoriesOrThreshold"][0],
-                categories=split["leftCategoriesOrThreshold"] if categorical and not is_leaf else None,
-                left=node["leftChild"], right=node["rightChild"], stats=node["impurityStats"]))
+            trees.setdefault(row["treeID"], []).append({
+                "id": node["id"], "feature": -1 if is_leaf else split["featureIndex"],
+                "threshold": 0.0 if is_leaf or categorical else split["leftCategoriesOrThreshold"][0],
+                "categories": split["leftCategoriesOrThreshold"] if categorical and not is_leaf else None,
+                "left": node["leftChild"], "right": node["rightChild"], "stats": node["impurityStats"]})
         return cls.from_nodes(task, model.numFeatures, [trees[t] for t in sorted(trees)],
                               model.featureImportances.toArray())
+
+    def _fingerprint(self) -> str:
+        crc = 0
+        for array in (self.feature, self.threshold, self.left, self.right, self.category_mask, self.roots):
+            crc = zlib.crc32(np.ascontiguousarray(array).tobytes(), crc)
+        return f"{crc:08x}"
+
+    def copy(self) -> ForestArrays:
+        """Shares the (immutable) tree shape, copies the leaf statistics."""
+        return ForestArrays(self.task, self.num_features, self.feature, self.threshold, self.left, self.right,
+                            self.category_mask, self.stats.copy(), self.roots, self.importances)
 
     def _max_depth(self) -> int:
         depth, frontier = 0, self.roots
@@ -119,23 +144,37 @@ class ForestArrays:
             frontier = np.concatenate([self.left[frontier], self.right[frontier]])
             depth += 1
 
+    def _prepare_walk(self) -> None:
+        # A leaf is walked as a node that sends every row to itself (threshold +inf, both children
+        # itself), so the walk needs no leaf test; children[2 * node + goes_left] is the next node.
+        leaf = self.feature < 0
+        self._walk_feature = np.where(leaf, 0, self.feature).astype(np.intp)
+        self._walk_threshold = np.where(leaf, np.inf, self.threshold)
+        itself = np.arange(len(self.feature), dtype=np.int32)
+        self._children = np.stack([np.where(leaf, itself, self.right), np.where(leaf, itself, self.left)],
+                                  axis=1).ravel()
+        self._categorical_nodes = None if self._categorical is None else self._categorical & ~leaf
+
     def leaves(self, X: np.ndarray) -> np.ndarray:
         """The leaf each row reaches in each tree: an int array of shape (rows, trees)."""
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
         if X.shape[1] != self.num_features:
             raise ValueError(f"expected {self.num_features} features, got {X.shape[1]}")
-        rows = np.arange(len(X))[:, None]
+        flat = X.ravel()
+        row_start = (np.arange(len(X), dtype=np.intp) * self.num_features)[:, None]
         node = np.broadcast_to(self.roots, (len(X), self.num_trees)).copy()
         for _ in range(self._depth):
-            feature = self.feature[node]
-            inner = feature >= 0
-            value = X[rows, np.where(inner, feature, 0)]
-            goes_left = value <= self.threshold[node]
-            if self._categorical is not None:
-                categorical = self._categorical[node]
-                category = np.clip(value, 0, self.category_mask.shape[1] - 1).astype(np.int64)
-                goes_left = np.where(categorical, self.category_mask[node, category], goes_left)
-            node = np.where(inner, np.where(goes_left, self.left[node], self.right[node]), node)
+            value = flat[row_start + self._walk_feature[node]]
+            goes_left = value <= self._walk_threshold[node]
+            if self._categorical_nodes is not None:
+                categorical = self._categorical_nodes[node]
+                if categorical.any():
+                    width = self.category_mask.shape[1]
+                    at, category = node[categorical], value[categorical]
+                    # a category past the widest left set is in no left set: it goes right
+                    goes_left[categorical] = (self.category_mask[at, np.clip(category, 0, width - 1).astype(np.intp)]
+                                              & (category < width))
+            node = self._children[2 * node + goes_left]
         return node
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -165,15 +204,37 @@ class ForestArrays:
         """(leaf indices, statistic increments) for rows ``X`` with labels ``y``, summed per leaf."""
         leaves = self.leaves(X).ravel()
         y = np.repeat(np.asarray(y, dtype=np.float64), self.num_trees)
+        nodes = len(self.feature)
+        # bincount sums per node in one pass (a sort-based group-by was 3x slower on 10^6 visits)
+        counts = np.bincount(leaves, minlength=nodes).astype(np.float64)
         if self.task == "classification":
-            increments = np.zeros((len(y), self.num_classes))
-            increments[np.arange(len(y)), y.astype(np.int64)] = 1.0
+            k = self.num_classes
+            sums = np.bincount(leaves * k + y.astype(np.int64), minlength=nodes * k).reshape(nodes, k)
         else:
-            increments = np.stack([np.ones_like(y), y, y * y], axis=1)
-        unique, inverse = np.unique(leaves, return_inverse=True)
-        sums = np.zeros((len(unique), increments.shape[1]))
-        np.add.at(sums, inverse, increments)
-        return unique, sums
+            sums = np.stack([counts, np.bincount(leaves, weights=y, minlength=nodes),
+                             np.bincount(leaves, weights=y * y, minlength=nodes)], axis=1)
+        touched = np.flatnonzero(counts)
+        return touched, sums[touched].astype(np.float64)
+
+    def leaf_update_payloads(self, nodes: np.ndarray) -> list[list]:
+        """UP payloads carrying the current statistics of ``nodes``, at most LEAVES_PER_MESSAGE each."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        return [[LEAF_UPDATE, self.structure_id, chunk.tolist(), self.stats[chunk].tolist()]
+                for chunk in (nodes[i:i + LEAVES_PER_MESSAGE] for i in range(0, len(nodes), LEAVES_PER_MESSAGE))]
+
+    def apply_leaf_update(self, payload) -> bool:
+        """Set the leaf statistics a payload carries; False (nothing changed) if built on another forest."""
+        kind, structure_id, nodes, stats = payload
+        if kind != LEAF_UPDATE:
+            raise ValueError(f"a forest UP payload starts with {LEAF_UPDATE!r}, got {kind!r}")
+        if structure_id != self.structure_id:
+            return False
+        nodes = np.asarray(nodes, dtype=np.int64)
+        stats = np.asarray(stats, dtype=np.float64).reshape(len(nodes), self.stats.shape[1])
+        if len(nodes) and (nodes.min() < 0 or nodes.max() >= len(self.feature) or (self.feature[nodes] >= 0).any()):
+            raise ValueError("a forest UP payload names a node that is not a leaf of this forest")
+        self.stats[nodes] = stats
+        return True
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
@@ -184,7 +245,7 @@ class ForestArrays:
         (directory / "forest.json").write_text(json.dumps({"task": self.task, "num_features": self.num_features}))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "ForestArrays":
+    def load(cls, directory: str | Path) -> ForestArrays:
         directory = Path(directory)
         meta = json.loads((directory / "forest.json").read_text())
         with np.load(directory / "forest.npz") as arrays:

@@ -124,3 +124,19 @@ def body_text() -> str:
         raise ApiError(400, f"the body is not valid {encoding} data: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"the body is not UTF-8 text: {exc}") from None
+
+
+def body_lines() -> list[str]:
+    """The non-blank lines of the request body."""
+    return [line for line in body_text().splitlines() if line.strip()]
+
+
+def parse_lines(input_format, lines: list[str]):
+    """``input_format.parse(lines).table``, or a 400 naming the first bad line and why (all as details)."""
+    parsed = input_format.parse(lines)
+    if parsed.rejected:
+        index, reason = parsed.rejected[0]
+        where = f"datum {lines[index]!r}" if len(lines) == 1 else f"line {index + 1}"
+        raise ApiError(400, f"{where}: {reason}",
+                       rejected=[{"line": i + 1, "reason": why} for i, why in parsed.rejected[:100]])
+    return parsed.table

@@ -1,0 +1,150 @@
+"""Random forest endpoints with Oryx's paths: predict, classificationDistribution, feature/importance, train.
+
+A datum is one input line following ``headwater.input-schema`` (CSV or a JSON array with every
+feature of the schema; the target's value is ignored and may be empty), in the path or one per line
+of a POST body. All the rows of a request are predicted in one vectorised walk over the numpy trees.
+A datum that does not parse, or has a category the model never saw, is a 400 naming the line, the
+feature and the value. ``/train`` writes labelled lines to ``<id>.input``; the leaves change when the
+speed layer's UP messages come back on ``<id>.update``.
+
+>>> import pyarrow as pa
+>>> from headwater.categorical_encoding import CategoricalEncoding
+>>> from headwater.forest_arrays import ForestArrays
+>>> forest = ForestArrays.from_nodes("regression", 1, [[dict(
+...     id=0, feature=-1, threshold=0.0, categories=None, left=-1, right=-1, stats=[2, 10, 50])]])
+>>> served = RandomForestServingModel(ForestModel(forest, CategoricalEncoding(["x"], {}, "y")), version=4)
+>>> served.model.predict(pa.table({"x": [1.0]}))
+[5.0]
+>>> served.apply_update(["L", forest.structure_id, [0], [[3, 18, 114]]]); served.model.predict(pa.table({"x": [1.0]}))
+[6.0]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, current_app, jsonify
+
+from headwater.categorical_encoding import UnknownCategory
+from headwater.forest_model import ForestModel
+from headwater.input_format import InputSchema, SchemaCSVFormat
+from serving_layer import formats
+from serving_layer.app import models, send_input_lines
+from serving_layer.errors import ApiError, bad_parameter
+
+bp = Blueprint("random_forest", __name__)
+
+
+class RandomForestServingModel:
+    """The served :class:`~headwater.forest_model.ForestModel`; UP payloads overwrite leaf statistics in place
+    (a request reading a leaf while it is written sees the old or the new counts of that one leaf)."""
+
+    def __init__(self, model: ForestModel, version: int | None = None):
+        self.model = model
+        self.version = version
+        self.updates_ignored = 0  # UPs built on another forest (a previous champion)
+
+    @classmethod
+    def from_registered(cls, registered) -> RandomForestServingModel:
+        return cls(ForestModel.load(Path(registered.path)), version=registered.version)
+
+    def apply_update(self, payload) -> None:
+        if not self.model.apply_update(payload):
+            self.updates_ignored += 1
+
+    def ready_reason(self) -> str | None:
+        return None if self.model.forest.num_trees else "the forest has no trees"
+
+    def __repr__(self) -> str:
+        return f"RandomForestServingModel(version={self.version}, {self.model!r})"
+
+
+ServingModel = RandomForestServingModel
+
+
+def _formats() -> tuple[SchemaCSVFormat, SchemaCSVFormat]:
+    """(parser of data to predict: the target is ignored, parser of labelled lines), built once per app."""
+    cached = current_app.extensions.get("headwater.random_forest.formats")
+    if cached is None:
+        schema = InputSchema.from_config(current_app.config["HEADWATER"])
+        unlabelled = InputSchema(schema.feature_names, schema.numeric, schema.categorical,
+                                 [*schema.ignored, schema.target], schema.ids)
+        cached = (SchemaCSVFormat(unlabelled), SchemaCSVFormat(schema))
+        current_app.extensions["headwater.random_forest.formats"] = cached
+    return cached
+
+
+def _model() -> ForestModel:
+    return models().require_model().model
+
+
+def _rows(lines: list[str]):
+    return formats.parse_lines(_formats()[0], lines)
+
+
+def _answer(lines: list[str], method: str):
+    """``getattr(model, method)(rows)``, with an unknown category as a 400 that names line, feature, value."""
+    model, rows = _model(), _rows(lines)
+    try:
+        return model, getattr(model, method)(rows)
+    except UnknownCategory as exc:
+        where = f"datum {lines[0]!r}" if len(lines) == 1 else f"line {exc.row + 1}"
+        raise ApiError(400, f"{where}: {exc}", feature=exc.feature, value=exc.value) from None
+
+
+@bp.get("/predict/<path:datum>")
+def predict_one(datum):
+    return formats.values(_answer([datum], "predict")[1])
+
+
+@bp.post("/predict")
+def predict_many():
+    lines = formats.body_lines()
+    return formats.values(_answer(lines, "predict")[1] if lines else [])
+
+
+@bp.get("/classificationDistribution/<path:datum>")
+def classification_distribution(datum):
+    if _model().task != "classification":
+        raise ApiError(400, "classificationDistribution is only defined for classification models")
+    model, probabilities = _answer([datum], "probabilities")
+    return formats.id_values(list(zip(model.classes, probabilities[0].tolist())))
+
+
+@bp.get("/feature/importance")
+def feature_importances():
+    return formats.values(list(_model().importances.values()))
+
+
+@bp.get("/feature/importance/<number>")
+def feature_importance(number):
+    importances = list(_model().importances.values())
+    expected = f"an int in the range [0, {len(importances) - 1}] (a predictor's position)"
+    if not number.isdigit() or int(number) >= len(importances):
+        raise bad_parameter("featureNumber", expected, number)
+    return formats.values([importances[int(number)]])
+
+
+def _check_labelled(lines: list[str]) -> None:
+    """A 400 unless every line parses and has a target value (a category may be new: the next batch learns it)."""
+    labelled = _formats()[1]
+    rows = formats.parse_lines(labelled, lines)
+    target = labelled.input_schema.target
+    empty = [i for i, value in enumerate(rows.column(target).to_pylist()) if value == ""]
+    if empty:
+        where = f"datum {lines[0]!r}" if len(lines) == 1 else f"line {empty[0] + 1}"
+        raise ApiError(400, f"{where}: the target feature {target!r} is empty", feature=target)
+
+
+@bp.post("/train/<path:datum>")
+def train_one(datum):
+    _check_labelled([datum])
+    return jsonify({"sent": send_input_lines([datum])})
+
+
+@bp.post("/train")
+def train_many():
+    """All-or-nothing, so a client can fix a bad line and resend without duplicating the rest."""
+    lines = formats.body_lines()
+    if lines:
+        _check_labelled(lines)
+    return jsonify({"sent": send_input_lines(lines) if lines else 0})
