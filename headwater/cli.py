@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", parents=[common], help="REST serving layer")
 
     demo = sub.add_parser("demo", parents=[common], help="the end-to-end demo run by `make run`")
-    demo.add_argument("--app", default="als", help="which app's demo (als)")
+    demo.add_argument("--app", default="als", help="als, kmeans, rdf-classification or rdf-regression")
     return parser
 
 
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "demo":
-            from headwater.demo import run_demo
+            from headwater.demos import run_demo
 
             return run_demo(args.app, args.conf, args.overrides)
         config = load_config(args.conf, args.overrides)

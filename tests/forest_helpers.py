@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from headwater.config import load_config
-from headwater.forest_demo import demo_lines
+from headwater.demos.forest import history_lines
 from headwater.input_format import InputSchema, SchemaCSVFormat
 
 
@@ -16,7 +16,7 @@ def demo_config(make_config, app: str, **overrides):
 
 def demo_rows(config):
     """The demo data set of ``config``'s app, parsed by the app's input format (a pyarrow table)."""
-    parsed = SchemaCSVFormat(InputSchema.from_config(config)).parse(demo_lines(config.get("headwater.app")))
+    parsed = SchemaCSVFormat(InputSchema.from_config(config)).parse(history_lines(config.get("headwater.app")))
     assert not parsed.rejected
     return parsed.table.drop_columns(["line_index"])
 

@@ -17,12 +17,12 @@ import waitress
 from batch_layer.ingest import run_ingest
 from batch_layer.runner import run_batch_once
 from headwater import registry
-from headwater.demo_kmeans import (
+from headwater.demos.kmeans import (
     PROBE,
     history_lines,
     iris_rows,
     points_near,
-    show_live_update,
+    show_live_learning,
 )
 from headwater.embedded import free_port
 from headwater.kafka_io import LineProducer, ensure_topics
@@ -104,7 +104,7 @@ def test_points_streamed_through_kafka_move_the_served_centre(make_config, spark
         # the demo's live step, over real HTTP: it streams the same kind of points again
         server = waitress.create_server(app, host="127.0.0.1", port=free_port())
         threading.Thread(target=server.run, daemon=True).start()
-        assert show_live_update(config, f"http://127.0.0.1:{server.effective_port}", timeout=TIMEOUT)
+        assert show_live_learning(config, f"http://127.0.0.1:{server.effective_port}", timeout=TIMEOUT)
         assert layer.query.exception() is None
     finally:
         if server is not None:

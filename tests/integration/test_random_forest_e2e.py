@@ -13,7 +13,7 @@ import pytest
 from batch_layer.ingest import run_ingest
 from batch_layer.runner import run_batch_once
 from headwater import registry
-from headwater.forest_demo import contradicting_lines, demo_lines
+from headwater.demos.forest import contradicting_lines, history_lines
 from headwater.forest_model import ForestModel
 from headwater.kafka_io import LineProducer
 from serving_layer.app import create_app
@@ -29,7 +29,7 @@ def test_streamed_examples_change_predictions_without_a_batch_run(make_config, s
         "rdf.num-trees": [10], "rdf.hyperparams.max-depth": [4], "rdf.hyperparams.impurity": ["gini"],
         "ml.eval.candidates": 1, "speed.trigger-interval-sec": 0.5, "speed.snapshot-interval-sec": 2,
         "kafka.input-partitions": 2, "kafka.poll-timeout-ms": 200})
-    lines = demo_lines("rdf-classification")
+    lines = history_lines("rdf-classification")
     with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
         producer.send_lines(config.input_topic, lines)
     assert run_ingest(config, once=True).events == len(lines)

@@ -5,13 +5,13 @@
 - regression: diabetes (442 rows; ``sex`` as a categorical feature, nine numeric ones, target
   ``progression``), ``conf/rdf-regression.conf``.
 
-:func:`demo_lines` gives the CSV lines of either, in the column order of its config (the history the
-demo sends, ingests and trains on); :func:`show_streamed_learning` is the part of ``headwater demo``
+:func:`history_lines` gives the CSV lines of either, in the column order of its config (the history the
+demo sends, ingests and trains on); :func:`show_live_learning` is the part of ``headwater demo``
 that proves the speed layer: it reads a prediction from the serving layer, sends labelled examples
 that contradict it to the input topic, and waits until the same request answers differently, with
 no batch run in between.
 
->>> lines = demo_lines("rdf-regression")
+>>> lines = history_lines("rdf-regression")
 >>> len(lines), lines[0]
 (442, '59.0,2,32.1,101.0,157.0,93.2,38.0,4.0,4.8598,87.0,151.0')
 """
@@ -20,6 +20,8 @@ from __future__ import annotations
 import time
 
 APPS = ("rdf-classification", "rdf-regression")
+# printed by the demo as a URL to try
+EXAMPLE_PATH = "/feature/importance"
 
 
 def _number(value: float) -> str:
@@ -46,7 +48,7 @@ def diabetes_lines() -> list[str]:
     return lines
 
 
-def demo_lines(app: str) -> list[str]:
+def history_lines(app: str) -> list[str]:
     if app == "rdf-classification":
         return breast_cancer_lines()
     if app == "rdf-regression":
@@ -64,7 +66,7 @@ def contradicting_lines(app: str, datum: str, prediction: str, copies: int) -> l
     return [",".join(fields)] * copies
 
 
-def show_streamed_learning(config, base_url: str, timeout: float = 120.0, copies: int = 300) -> tuple[str, str]:
+def show_live_learning(config, base_url: str, timeout: float = 120.0, copies: int = 300) -> tuple[str, str]:
     """Predict one demo row, stream examples that contradict it, wait for the prediction to change.
 
     The examples go to ``<id>.input`` like any producer's; the serving layer at ``base_url`` answers
@@ -75,7 +77,7 @@ def show_streamed_learning(config, base_url: str, timeout: float = 120.0, copies
     from headwater.kafka_io import LineProducer
 
     app = config.get("headwater.app")
-    datum = demo_lines(app)[0]
+    datum = history_lines(app)[0]
     url = f"{base_url}/predict/{datum}"
     before = requests.get(url, timeout=10).text.strip()
     print(f"\nprediction for the first {app} demo row: {before}")

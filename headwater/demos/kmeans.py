@@ -1,7 +1,7 @@
 """The k-means demo's data and its live step: iris history, then streamed points pull a centre.
 
-``headwater.demo`` loads :func:`history_lines` before the first batch generation and, once the
-serving layer is ready, calls :func:`show_live_update`: points near a probe that the setosa centre
+``headwater.demos`` loads :func:`history_lines` before the first batch generation and, once the
+serving layer is ready, calls :func:`show_live_learning`: points near a probe that the setosa centre
 owns are sent to ``<id>.input``; the speed layer moves that centre and publishes an UP, the
 serving layer applies it, and ``/assign`` / ``/distanceToNearest`` of the probe show the move
 (then the registry's ``speed`` snapshot shows it too). No batch generation runs in between.
@@ -32,7 +32,7 @@ def iris_rows() -> np.ndarray:
     return load_iris().data
 
 
-def history_lines() -> list[str]:
+def history_lines(app: str = "kmeans") -> list[str]:
     """scikit-learn's bundled iris measurements as input lines (conf/kmeans.conf's schema)."""
     return [",".join(f"{v:g}" for v in row) for row in iris_rows()]
 
@@ -51,7 +51,7 @@ def _get(base: str, path: str):
     return answer.json()[0]
 
 
-def show_live_update(config: Config, base: str, count: int = 30, timeout: float = 60) -> bool:
+def show_live_learning(config: Config, base: str, count: int = 30, timeout: float = 60) -> bool:
     """Stream ``count`` points near :data:`PROBE` and print how the serving layer's answer moves."""
     from headwater.kafka_io import LineProducer
 
