@@ -274,6 +274,11 @@ def check_known_keys(config: Config) -> None:
 
 def _parse_file(path: Path) -> ConfigTree:
     try:
+        if path == REFERENCE_CONF and not path.is_file():
+            # headwater imported from a zip (spark-submit --py-files): the file has no path of its own
+            from importlib.resources import files
+
+            return ConfigFactory.parse_string(files("headwater").joinpath("reference.conf").read_text())
         return ConfigFactory.parse_file(str(path))
     except Exception as exc:  # pyhocon raises several unrelated types for syntax errors
         raise ConfigError(f"cannot parse {path}: {exc}") from exc
