@@ -29,7 +29,7 @@ test: venv java-check
 	$(PY) -m pytest -q
 
 bench: venv java-check
-	@for b in bench/*.py; do echo "== $$b" >&2; $(PY) $$b || exit 1; done
+	@for b in $(filter-out bench/benchlib.py,$(wildcard bench/*.py)); do echo "== $$b" >&2; $(PY) $$b || exit 1; done
 
 lint: venv
 	$(PY) -m pip install --quiet ruff==0.17.5 && $(VENV)/bin/ruff check headwater batch_layer speed_layer serving_layer tests bench

@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as `python bench/kmeans.py` from a source checkout
+from benchlib import latency_ms, server_process  # also puts the checkout on sys.path
 
 from headwater.input_format import InputSchema, SchemaCSVFormat
 from headwater.kmeans_clusters import KMeansClusters
@@ -70,9 +67,7 @@ def bench_single(port: int, lines: list[str], seconds: float) -> dict:
         response = session.get(f"http://127.0.0.1:{port}/assign/{lines[len(latencies) % len(lines)]}")
         latencies.append(time.perf_counter() - started)
         assert response.status_code == 200, response.text
-    ms = np.array(latencies) * 1000
-    return {"requests": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 2),
-            "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+    return latency_ms(latencies)
 
 
 def bench_batch(port: int, lines: list[str], seconds: float) -> dict:
@@ -110,7 +105,6 @@ def bench_speed(rng, batches: int = 4) -> dict:
 
 
 def main() -> None:
-    from headwater.embedded import free_port
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -120,25 +114,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         make_clusters(rng).save(Path(scratch) / "clusters")
-        port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        server = subprocess.Popen([sys.executable, "-c", SERVER, str(Path(scratch) / "clusters"),
-                                   json.dumps(NAMES), str(port)], stdout=subprocess.PIPE, env=env, text=True)
-        try:
-            assert server.stdout.readline().strip() == "ready"
-            for _ in range(100):
-                try:
-                    requests.get(f"http://127.0.0.1:{port}/ready", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
+        with server_process(SERVER, str(Path(scratch) / "clusters"), json.dumps(NAMES)) as (_, port):
             lines = make_lines(POST_LINES, rng)
             bench_single(port, lines, 1.0)  # warm-up
             single = bench_single(port, lines, args.seconds)
             batch = bench_batch(port, lines, args.seconds)
-        finally:
-            server.terminate()
-            server.wait(10)
     print(json.dumps({"bench": "kmeans", "k": K, "features": FEATURES, "assign_single": single,
                       "assign_post": batch, "speed": bench_speed(rng), "load_avg_1min": os.getloadavg()[0]}))
 

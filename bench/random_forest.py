@@ -20,11 +20,10 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchlib import latency_ms  # also puts the checkout on sys.path
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 from headwater.config import load_config
@@ -63,11 +62,6 @@ def train(config, lines: list[str], trees: int, depth: int):
     model = update.build_model(train_rows, {"numTrees": trees, "maxDepth": depth, "maxBins": 32, "impurity": "gini",
                                             "minInstancesPerNode": 1, "minInfoGain": 0.0})
     return model, time.perf_counter() - started
-
-
-def percentiles(seconds: list[float]) -> dict[str, float]:
-    ms = np.array(seconds) * 1000
-    return {"p50": round(float(np.percentile(ms, 50)), 3), "p99": round(float(np.percentile(ms, 99)), 3)}
 
 
 def serve(config, model):
@@ -111,7 +105,7 @@ def main() -> None:
         started = time.perf_counter()
         model.predict(one)
         timings.append(time.perf_counter() - started)
-    result["numpy_predict_single_ms"] = percentiles(timings)
+    result["numpy_predict_single_ms"] = latency_ms(timings)
     batch = fmt.parse(unlabelled[:args.batch]).table
     started = time.perf_counter()
     model.predict(batch)
@@ -127,7 +121,7 @@ def main() -> None:
             answer = session.get(f"{base}/predict/{unlabelled[n % len(unlabelled)]}")
             timings.append(time.perf_counter() - started)
             assert answer.status_code == 200, answer.text
-        result["predict_single_ms"] = percentiles(timings)
+        result["predict_single_ms"] = latency_ms(timings)
         body = "\n".join(unlabelled[:args.batch])
         started = time.perf_counter()
         answer = session.post(f"{base}/predict", data=body)

@@ -1,16 +1,14 @@
 """Serving benchmark: /recommend over real HTTP on a 1,000,000 items × 50 features model.
 
-Starts the serving app in a subprocess (waitress, 8 threads) on a synthetic ALS model
-registered nowhere: the model directory is handed over through the ``HEADWATER_BENCH_FACTORS``
-hook below, so the measurement is the serving path alone. Prints one JSON object: p50/p99 latency
+Starts the serving app in a subprocess (waitress, 8 threads) on a synthetic ALS model registered
+nowhere: the model is handed straight to the model manager, so the measurement is the serving
+path alone. Prints one JSON object: p50/p99 latency
 and queries/s for 1 and 4 concurrent clients, the server's RSS and the raw factor bytes.
 """
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -19,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as `python bench/serving_als.py` from a source checkout
+from benchlib import latency_ms, rss_bytes, server_process  # also puts the checkout on sys.path
 
 ITEMS, USERS, FEATURES = 1_000_000, 10_000, 50
 DURATION_SEC = 20.0
@@ -53,13 +50,6 @@ def make_model(directory: Path) -> int:
     return X.nbytes + Y.nbytes
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def run_clients(port: int, clients: int) -> dict:
     latencies: list[float] = []
     lock = threading.Lock()
@@ -82,38 +72,22 @@ def run_clients(port: int, clients: int) -> dict:
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
-    ms = np.array(latencies) * 1000
-    return {"clients": clients, "queries": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 2),
-            "p99_ms": round(float(np.percentile(ms, 99)), 2), "qps": round(len(ms) / elapsed, 1)}
+    return {"clients": clients, **latency_ms(latencies), "qps": round(len(latencies) / elapsed, 1)}
 
 
 def main() -> None:
-    from headwater.embedded import free_port
 
     with tempfile.TemporaryDirectory() as scratch:
         raw = make_model(Path(scratch) / "factors")
-        port = free_port()
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
-               "PYTHONPATH": str(ROOT)}
-        server = subprocess.Popen([sys.executable, "-c", SERVER, str(Path(scratch) / "factors"), str(port)],
-                                  stdout=subprocess.PIPE, env=env, text=True)
-        try:
-            assert server.stdout.readline().strip() == "ready"
-            for _ in range(100):
-                try:
-                    requests.get(f"http://127.0.0.1:{port}/ready", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
+        blas_threads = os.environ.get("OPENBLAS_NUM_THREADS", "1")
+        with server_process(SERVER, str(Path(scratch) / "factors"), env={"OPENBLAS_NUM_THREADS": blas_threads}) \
+                as (server, port):
             for _ in range(20):  # warm-up
                 requests.get(f"http://127.0.0.1:{port}/recommend/u1?howMany=10")
             results = [run_clients(port, n) for n in (1, 4)]
             rss = rss_bytes(server.pid)
-        finally:
-            server.terminate()
-            server.wait(10)
     print(json.dumps({"bench": "serving_als", "items": ITEMS, "features": FEATURES, "users": USERS,
-                      "blas_threads": env["OPENBLAS_NUM_THREADS"], "results": results,
+                      "blas_threads": blas_threads, "results": results,
                       "rss_mb": round(rss / 2**20, 1), "raw_factor_mb": round(raw / 2**20, 1),
                       "rss_over_raw": round(rss / raw, 2)}))
 

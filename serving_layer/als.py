@@ -7,7 +7,6 @@ messages come back on ``<id>.update``.
 """
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -16,12 +15,11 @@ from flask import Blueprint, current_app, jsonify, request
 from headwater.input_format import ALSFormat
 from serving_layer import formats
 from serving_layer.als_model import ALSServingModel
-from serving_layer.app import models
+from serving_layer.app import models, send_input_lines
 from serving_layer.errors import ApiError, not_found
 
 ServingModel = ALSServingModel
 bp = Blueprint("als", __name__)
-_producer_lock = threading.Lock()
 
 
 def _model() -> ALSServingModel:
@@ -195,20 +193,6 @@ def all_user_ids():
 
 # --- writes: lines to <id>.input ------------------------------------------------------------------
 
-def _send(lines: list[str]) -> int:
-    from headwater.kafka_io import LineProducer  # kafka-python only when something is written
-
-    config = current_app.config["HEADWATER"]
-    with _producer_lock:
-        producer = current_app.extensions.get("headwater.producer")
-        if producer is None:
-            producer = LineProducer(config.get("headwater.kafka.bootstrap-servers"))
-            current_app.extensions["headwater.producer"] = producer
-    sent = producer.send_lines(config.input_topic, lines)
-    producer.flush(timeout=30)  # answer only once the broker has the lines
-    return sent
-
-
 def _event(user: str, item: str, strength: str) -> str:
     return f"{formats.csv_field(user)},{formats.csv_field(item)},{strength},{int(time.time() * 1000)}"
 
@@ -223,23 +207,23 @@ def add_preference(user, item):
         raise formats.bad_parameter("strength", "a finite number (the request body)", text) from None
     if not np.isfinite(strength):
         raise formats.bad_parameter("strength", "a finite number (the request body)", text)
-    _send([_event(user, item, repr(strength))])
+    send_input_lines([_event(user, item, repr(strength))])
     return jsonify({"sent": 1})
 
 
 @bp.delete("/pref/<user>/<item>")
 def delete_preference(user, item):
-    _send([_event(user, item, "")])
+    send_input_lines([_event(user, item, "")])
     return jsonify({"sent": 1})
 
 
 @bp.post("/ingest")
 def ingest():
     """CSV or JSON-array lines; all-or-nothing, so a client can fix and resend without duplicates."""
-    lines = [line for line in formats.body_text().splitlines() if line.strip()]
+    lines = formats.body_lines()
     rejected = ALSFormat().parse(lines).rejected
     if rejected:
         raise ApiError(400, f"{len(rejected)} of {len(lines)} lines are not valid user,item[,strength[,timestamp]] "
                             "events; nothing was sent",
                        rejected=[{"line": index + 1, "reason": reason} for index, reason in rejected[:100]])
-    return jsonify({"sent": _send(lines) if lines else 0})
+    return jsonify({"sent": send_input_lines(lines) if lines else 0})

@@ -25,7 +25,6 @@ from headwater.input_format import SchemaCSVFormat, input_format_for
 from headwater.kmeans_clusters import ARTIFACT_NAME, KMeansClusters
 from serving_layer import formats
 from serving_layer.app import models, send_input_lines
-from serving_layer.errors import ApiError
 
 bp = Blueprint("kmeans", __name__)
 
@@ -66,18 +65,7 @@ def _input_format() -> SchemaCSVFormat:
 
 
 def _checked(lines: list[str]):
-    """The parsed table of ``lines``, or a 400 naming the first bad line and why (all of them as details)."""
-    parsed = _input_format().parse(lines)
-    if parsed.rejected:
-        index, reason = parsed.rejected[0]
-        where = f"datum {lines[index]!r}" if len(lines) == 1 else f"line {index + 1}"
-        raise ApiError(400, f"{where}: {reason}", rejected=[{"line": i + 1, "reason": why}
-                                                            for i, why in parsed.rejected[:100]])
-    return parsed.table
-
-
-def _body_lines() -> list[str]:
-    return [line for line in formats.body_text().splitlines() if line.strip()]
+    return formats.parse_lines(_input_format(), lines)
 
 
 def _nearest(lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +81,7 @@ def assign_one(datum):
 
 @bp.post("/assign")
 def assign_many():
-    lines = _body_lines()
+    lines = formats.body_lines()
     return formats.values(_nearest(lines)[0].tolist() if lines else [])
 
 
@@ -111,7 +99,7 @@ def add_one(datum):
 @bp.post("/add")
 def add_many():
     """All-or-nothing, so a client can fix a bad line and resend without duplicating the rest."""
-    lines = _body_lines()
+    lines = formats.body_lines()
     if lines:
         _checked(lines)
     return jsonify({"sent": send_input_lines(lines) if lines else 0})
