@@ -132,7 +132,7 @@ class MLUpdate:
         self.config = config
         self.publish = publish
 
-    def run(self, data, delta_version: int | None) -> UpdateResult:
+    def run(self, data, delta_version: int | None, input_offsets: dict[int, int] | None = None) -> UpdateResult:
         import mlflow
 
         from batch_layer.hyperparams import choose_combinations
@@ -153,7 +153,8 @@ class MLUpdate:
                                    "test_fraction": ev["test-fraction"], "candidates": len(combos)})
                 mlflow.log_metrics({k: float(v) for k, v in counts.items()})
                 candidates = self._build_candidates(combos, train, test, experiment, run_id)
-                result = self._decide(candidates, train, test, data, delta_version, counts, run_id)
+                lineage = {"input_offsets": registry.offsets_tag(input_offsets)} if input_offsets else {}
+                result = self._decide(candidates, train, test, data, delta_version, {**counts, **lineage}, run_id)
         finally:
             for frame in (test, train, data):
                 frame.unpersist()
@@ -208,7 +209,7 @@ class MLUpdate:
 
     # -- gate, register -----------------------------------------------------------------------------
 
-    def _decide(self, candidates, train, test, data, delta_version, counts, run_id) -> UpdateResult:
+    def _decide(self, candidates, train, test, data, delta_version, version_tags, run_id) -> UpdateResult:
         import mlflow
 
         from batch_layer.evaluation_plot import evaluation_figure
@@ -231,7 +232,7 @@ class MLUpdate:
             mlflow.log_params({f"best_{k}": v for k, v in best.hyperparams.items()})
             mlflow.log_metrics({f"best_{k}": v for k, v in _finite(best.metrics).items()})
             tags = {"layer": "batch", "delta_version": delta_version, "candidate_run_id": best.run_id,
-                    "score": best.score, **counts, **self.app.describe(best.model)}
+                    "score": best.score, **version_tags, **self.app.describe(best.model)}
             with tempfile.TemporaryDirectory(prefix="headwater-model-") as directory:
                 self.app.to_artifacts(best.model, data, Path(directory))
                 registered = registry.log_and_register(

@@ -10,7 +10,6 @@ The app's batch module (``App.layers["batch"]``, e.g. ``batch_layer.als``) must 
 """
 from __future__ import annotations
 
-import json
 
 import importlib
 import inspect
@@ -50,12 +49,12 @@ def publish_model_notice(config: Config, notice: ModelNotice) -> None:
     instead of replaying the whole topic onto it.
     """
     from headwater.kafka_io import LineProducer, ensure_topics, true_end_offsets
-    from headwater.registry import set_version_tag
+    from headwater.registry import offsets_tag, set_version_tag
 
     bootstrap = config.get("headwater.kafka.bootstrap-servers")
     ensure_topics(bootstrap, {config.update_topic: config.get("headwater.kafka.update-partitions")})
     ends = true_end_offsets(bootstrap, config.update_topic)
-    set_version_tag(config, notice.version, "update_offset", json.dumps({str(p): o for p, o in ends.items()}))
+    set_version_tag(config, notice.version, "update_offset", offsets_tag(ends))
     with LineProducer(bootstrap) as producer:
         producer.send_bytes(config.update_topic, encode_model_notice(notice)).get(timeout=30)
     log.info("published MODEL notice for %s version %s on %s", notice.model_name, notice.version,
@@ -80,7 +79,19 @@ def run_batch_once(config: Config) -> UpdateResult | None:
         log.info("events table version %s is empty: nothing to train on", version)
         return None
     publish = lambda notice: publish_model_notice(config, notice)  # noqa: E731
-    return MLUpdate(load_batch_app(config), config, publish).run(data, version)
+    return MLUpdate(load_batch_app(config), config, publish).run(data, version, input_offsets(data))
+
+
+def input_offsets(events) -> dict[int, int]:
+    """The next ``<id>.input`` offset per partition after the events a model learns from.
+
+    Recorded on the model version, so a fresh speed layer starts exactly where the batch data ends:
+    events after it are folded in, none before it twice.
+    """
+    from pyspark.sql import functions as F
+
+    rows = events.groupBy("partition").agg(F.max("offset").alias("last")).collect()
+    return {int(row["partition"]): int(row["last"]) + 1 for row in rows}
 
 
 def run_batch_forever(config: Config, stop: threading.Event | None = None,

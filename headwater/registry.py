@@ -104,10 +104,15 @@ def set_version_tag(config: Config, version: int, key: str, value: Any) -> None:
     client(config).set_model_version_tag(registered_model_name(config), str(version), key, str(value))
 
 
-def parse_update_offsets(tag: str | None) -> dict[int, int] | None:
-    """An ``update_offset`` tag: an int (partition 0) or JSON ``{"<partition>": offset}``.
+def offsets_tag(offsets: Mapping[int, int]) -> str:
+    """Kafka offsets per partition as a version tag (``update_offset``, ``input_offsets``)."""
+    return json.dumps({str(p): int(o) for p, o in sorted(offsets.items())})
 
-    >>> parse_update_offsets("17"), parse_update_offsets('{"0": 5}'), parse_update_offsets(None)
+
+def parse_offsets_tag(tag: str | None) -> dict[int, int] | None:
+    """An offsets tag: an int (partition 0) or JSON ``{"<partition>": offset}``.
+
+    >>> parse_offsets_tag("17"), parse_offsets_tag('{"0": 5}'), parse_offsets_tag(None)
     ({0: 17}, {0: 5}, None)
     """
     if tag in (None, ""):

@@ -168,8 +168,8 @@ class ModelManager:
                 model.apply_update(payload)
             self._loading, self._pending = False, []
             self.swap(model)
-        return (registry.parse_update_offsets(chosen.tags.get("update_offset"))
-                or registry.parse_update_offsets(champion.tags.get("update_offset")))
+        return (registry.parse_offsets_tag(chosen.tags.get("update_offset"))
+                or registry.parse_offsets_tag(champion.tags.get("update_offset")))
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:

@@ -23,6 +23,8 @@ in once a model is there, so nothing is lost, at the price of that batch's laten
 """
 from __future__ import annotations
 
+import json
+
 import logging
 import tempfile
 import threading
@@ -178,7 +180,7 @@ class SpeedLayer:
 
     def _load_from_registry(self):
         """(model, base version, update-topic start) from the champion or the speed snapshot built on it."""
-        from headwater.registry import download_alias, parse_update_offsets
+        from headwater.registry import download_alias, parse_offsets_tag
 
         champion = download_alias(self.config, "champion")
         if champion is None:
@@ -188,8 +190,8 @@ class SpeedLayer:
         if snapshot is not None and snapshot.tags.get("base_version") == str(champion.version):
             chosen = snapshot
         model = self.model_class.from_registered(chosen, self.config)
-        offsets = (parse_update_offsets(chosen.tags.get("update_offset"))
-                   or parse_update_offsets(champion.tags.get("update_offset")) or {})
+        offsets = (parse_offsets_tag(chosen.tags.get("update_offset"))
+                   or parse_offsets_tag(champion.tags.get("update_offset")) or {})
         start = offsets.get(UPDATE_PARTITION, 0)
         log.info("speed layer: loaded %s version %s (%s layer, base %s); following %s from offset %s",
                  chosen.name, chosen.version, chosen.tags.get("layer", "?"), champion.version,
@@ -221,16 +223,31 @@ class SpeedLayer:
 
     # --- micro-batches ---------------------------------------------------------------------------
 
+    def _starting_offsets(self) -> str:
+        """Where a query without a checkpoint starts: where the champion's training data ends.
+
+        Events after the champion's data are the speed layer's to fold in, whenever they arrived
+        (also while this process was starting); with no champion yet, the history is the batch
+        layer's to learn from and the query starts at the end.
+        """
+        from headwater.registry import download_alias, parse_offsets_tag
+
+        champion = download_alias(self.config, "champion")
+        offsets = parse_offsets_tag(champion.tags.get("input_offsets")) if champion is not None else None
+        if not offsets:
+            return "latest"
+        return json.dumps({self.config.input_topic: {str(p): o for p, o in offsets.items()}})
+
     def _start_query(self):
         from headwater.spark import get_spark
 
         spark = get_spark(self.config)
         kafka = self.config.section("headwater.kafka")
-        # A fresh speed layer starts at the end: the history is the batch layer's to learn from.
+        starting = self._starting_offsets()
         stream = (spark.readStream.format("headwater-kafka")
                   .option("bootstrap.servers", self.bootstrap)
                   .option("topic", self.config.input_topic)
-                  .option("startingOffsets", "latest")
+                  .option("startingOffsets", starting)
                   .option("maxRecordsPerTrigger", kafka["max-records-per-trigger"])
                   .option("maxRecordsPerSplit", kafka["max-records-per-split"])
                   .option("pollTimeoutMs", kafka["poll-timeout-ms"])
@@ -242,7 +259,8 @@ class SpeedLayer:
                  .trigger(processingTime=f"{interval} seconds")
                  .foreachBatch(self._process_batch)
                  .start())
-        log.info("speed layer: query on %s started (trigger %s s)", self.config.input_topic, interval)
+        log.info("speed layer: query on %s started (trigger %s s; without a checkpoint from %s)",
+                 self.config.input_topic, interval, starting)
         return query
 
     def _process_batch(self, batch_df, batch_id: int) -> None:

@@ -89,8 +89,8 @@ def test_set_alias_on_a_missing_version_fails_loudly(make_config, tmp_path):
 
 
 def test_update_offset_tags():
-    from headwater.registry import parse_update_offsets
+    from headwater.registry import parse_offsets_tag
 
-    assert parse_update_offsets("42") == {0: 42}
-    assert parse_update_offsets('{"0": 7, "1": 9}') == {0: 7, 1: 9}
-    assert parse_update_offsets(None) is None
+    assert parse_offsets_tag("42") == {0: 42}
+    assert parse_offsets_tag('{"0": 7, "1": 9}') == {0: 7, 1: 9}
+    assert parse_offsets_tag(None) is None

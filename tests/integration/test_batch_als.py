@@ -6,6 +6,7 @@ split's tie handling is exercised too), written as a Delta table in a temporary 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,10 @@ def test_batch_generation_registers_gates_and_announces(make_config, mlflow_uri,
     assert int(champion.version) == 1
     assert champion.tags["layer"] == "batch" and champion.tags["delta_version"] == "0"
     assert champion.tags["input_rows"] == "1501"
+    # lineage for the other layers: where the training data ends in <id>.input, and where the update
+    # topic stood when the champion was announced
+    assert json.loads(champion.tags["input_offsets"]) == {"0": 1501}
+    assert json.loads(champion.tags["update_offset"]) == {"0": 0}
     nested = client.search_runs([client.get_run(first.run_id).info.experiment_id],
                                 filter_string=f"tags.mlflow.parentRunId = '{first.run_id}'")
     assert len(nested) == 2
