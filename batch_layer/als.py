@@ -145,7 +145,8 @@ def evaluate_factors(factors, test_pairs: pd.DataFrame, train_known: pd.DataFram
     known = _indexed(train_known, factors)
     known = known[known["u"].isin(row_of)]
     shape = (len(users), len(factors.item_ids))
-    metrics = factor_metrics(factors.X[users], factors.Y, _mask(relevant, row_of, shape), _mask(known, row_of, shape), k)
+    metrics = factor_metrics(factors.X[users], factors.Y, _mask(relevant, row_of, shape),
+                             _mask(known, row_of, shape), k)
     metrics = {"auc": metrics["auc"], f"precision_at_{k}": metrics["precision_at_k"],
                f"ndcg_at_{k}": metrics["ndcg_at_k"], "evaluated_users": metrics["evaluated_users"]}
     if implicit:

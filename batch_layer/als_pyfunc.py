@@ -35,7 +35,7 @@ class ALSPyfuncModel(PythonModel):
     factors = None
 
     @classmethod
-    def from_factors(cls, factors) -> "ALSPyfuncModel":
+    def from_factors(cls, factors) -> ALSPyfuncModel:
         model = cls()
         model.factors = factors
         return model

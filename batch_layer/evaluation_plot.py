@@ -13,7 +13,8 @@ a dashed line and the promotion threshold as a dotted one. Built on matplotlib's
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from matplotlib.figure import Figure
 

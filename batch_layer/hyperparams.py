@@ -10,8 +10,9 @@ An app describes its search space as ``{name: [values to try]}`` (from config li
 The grid is never materialised, so a large space costs nothing until a combination is chosen.
 
 >>> space = {"features": [10, 50], "lambda": [0.01, 0.1]}
->>> choose_combinations(space, 4, "grid", seed=0)
-[{'features': 10, 'lambda': 0.01}, {'features': 10, 'lambda': 0.1}, {'features': 50, 'lambda': 0.01}, {'features': 50, 'lambda': 0.1}]
+>>> choose_combinations(space, 4, "grid", seed=0)  # doctest: +NORMALIZE_WHITESPACE
+[{'features': 10, 'lambda': 0.01}, {'features': 10, 'lambda': 0.1},
+ {'features': 50, 'lambda': 0.01}, {'features': 50, 'lambda': 0.1}]
 >>> choose_combinations(space, 2, "grid", seed=0)
 [{'features': 10, 'lambda': 0.01}, {'features': 50, 'lambda': 0.01}]
 >>> len(choose_combinations(space, 10, "random", seed=0))
@@ -21,7 +22,8 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 SEARCHES = ("grid", "random")
 

@@ -29,8 +29,8 @@ import datetime as dt
 import functools
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -126,7 +126,7 @@ class IngestBatchWriter:
 
     def write(self, rows: pa.Table, batch_id: int) -> tuple[int, int]:
         """Append one parsed micro-batch; returns the (events, rejected) rows written now."""
-        rows = delta_tables.with_ingest_time(rows, dt.datetime.now(dt.timezone.utc))
+        rows = delta_tables.with_ingest_time(rows, dt.datetime.now(dt.UTC))
         bad = pc.is_valid(rows.column(REASON))
         events = rows.filter(pc.invert(bad)).select(self.events_schema.names).cast(self.events_schema)
         rejected = (rows.filter(bad).rename_columns({REASON: "reason"})

@@ -10,7 +10,6 @@ The app's batch module (``App.layers["batch"]``, e.g. ``batch_layer.als``) must 
 """
 from __future__ import annotations
 
-
 import importlib
 import inspect
 import logging

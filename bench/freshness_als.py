@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import requests
-
 from benchlib import latency_ms  # also puts the checkout on sys.path
 
 from batch_layer.als_pyfunc import ALSPyfuncModel

@@ -126,7 +126,8 @@ def main() -> None:
             env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
                        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
             child = subprocess.run([sys.executable, __file__, *(["--profile"] if args.profile else []),
-                                    "--child", str(args.lines), *settings], env=env, cwd=REPO, capture_output=True, text=True)
+                                    "--child", str(args.lines), *settings],
+                                   env=env, cwd=REPO, capture_output=True, text=True)
             if child.returncode != 0:
                 sys.stderr.write(child.stderr[-5000:])
                 raise SystemExit(child.returncode)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import requests
-
 from benchlib import latency_ms, server_process  # also puts the checkout on sys.path
 
 from headwater.input_format import InputSchema, SchemaCSVFormat

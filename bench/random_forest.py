@@ -22,8 +22,8 @@ import threading
 import time
 
 import numpy as np
-
 from benchlib import latency_ms  # also puts the checkout on sys.path
+
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 from headwater.config import load_config

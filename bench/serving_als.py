@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import requests
-
 from benchlib import latency_ms, rss_bytes, server_process  # also puts the checkout on sys.path
 
 ITEMS, USERS, FEATURES = 1_000_000, 10_000, 50

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -82,7 +82,7 @@ class ALSFactors:
         (directory / "meta.json").write_text(json.dumps(meta))
 
     @classmethod
-    def load(cls, directory) -> "ALSFactors":
+    def load(cls, directory) -> ALSFactors:
         directory = Path(directory)
         meta = json.loads((directory / "meta.json").read_text())
         return cls(json.loads((directory / "user_ids.json").read_text()), np.load(directory / "X.npy"),
@@ -90,7 +90,7 @@ class ALSFactors:
                    json.loads((directory / "known_items.json").read_text()), meta["implicit"],
                    meta.get("lambda", 0.0))
 
-    def apply(self, update: "FoldIn") -> None:
+    def apply(self, update: FoldIn) -> None:
         """Write a fold-in's vectors and known items into this model (new ids are appended)."""
         self.X = _upsert(self.X, self.user_ids, self.user_index, update.user_ids, update.user_vectors)
         self.Y = _upsert(self.Y, self.item_ids, self.item_index, update.item_ids, update.item_vectors)

@@ -12,8 +12,9 @@ and one class per layer, named by import path so that no layer imports another's
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from headwater.config import BOOL, Config, ConfigError, Interval, ListOf, Optional, Options
 

@@ -149,7 +149,8 @@ class CategoricalEncoding:
 
     def __repr__(self) -> str:
         sizes = {name: len(values) for name, values in self.categories.items()}
-        return f"CategoricalEncoding(predictors={len(self.predictors)}, categories={sizes}, target={self.target_name!r})"
+        return (f"CategoricalEncoding(predictors={len(self.predictors)}, categories={sizes}, "
+                f"target={self.target_name!r})")
 
 
 __all__ = ["CategoricalEncoding", "UnknownCategory"]

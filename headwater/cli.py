@@ -9,8 +9,8 @@ import argparse
 import gzip
 import logging
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from headwater.config import Config, ConfigError, load_config
 from headwater.embedded import StackError

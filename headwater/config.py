@@ -13,9 +13,10 @@ key's full path and the file that set it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from pyhocon import ConfigFactory, ConfigTree
 from pyhocon.exceptions import ConfigException
@@ -220,7 +221,7 @@ class Config:
     def checkpoint_uri(self, query: str) -> str:
         return f"{self.storage_root.rstrip('/')}/{self.app_id}/_checkpoints/{query}"
 
-    def with_overrides(self, overrides: Iterable[str]) -> "Config":
+    def with_overrides(self, overrides: Iterable[str]) -> Config:
         layers = self._layers + [_override_layer(o) for o in overrides]
         return _merge(layers)
 

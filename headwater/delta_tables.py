@@ -20,8 +20,8 @@ False
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from functools import reduce
-from typing import Mapping, Sequence
 
 import pyarrow as pa
 
@@ -52,7 +52,7 @@ def events_schema(parsed: pa.Schema) -> pa.Schema:
 
 def with_ingest_time(table: pa.Table, now: dt.datetime) -> pa.Table:
     """Append the ``ingest_time`` / ``ingest_date`` columns, one value for the whole batch."""
-    now = now.astimezone(dt.timezone.utc)
+    now = now.astimezone(dt.UTC)
     for field, value in zip(INGEST_FIELDS, (now, now.date())):
         table = table.append_column(field, pa.repeat(pa.scalar(value, field.type), table.num_rows))
     return table

@@ -11,9 +11,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import requests
 
@@ -71,7 +71,7 @@ class EmbeddedProcess:
     ready: Callable[[], bool] | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
 
-    def start(self, timeout: float = 60.0) -> "EmbeddedProcess":
+    def start(self, timeout: float = 60.0) -> EmbeddedProcess:
         if port_is_open(self.host, self.port):
             raise StackError(f"{self.name}: port {self.host}:{self.port} is already taken; "
                              f"stop what uses it or choose another port in the config")

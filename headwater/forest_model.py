@@ -53,7 +53,8 @@ class ForestModel:
     @classmethod
     def load(cls, directory: str | Path) -> ForestModel:
         directory = Path(directory)
-        return cls(ForestArrays.load(directory / FOREST_ARTIFACT), CategoricalEncoding.load(directory / ENCODING_ARTIFACT))
+        return cls(ForestArrays.load(directory / FOREST_ARTIFACT),
+                   CategoricalEncoding.load(directory / ENCODING_ARTIFACT))
 
     def save(self, directory: str | Path) -> None:
         self.forest.save(Path(directory) / FOREST_ARTIFACT)

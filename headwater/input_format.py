@@ -18,8 +18,8 @@ import csv
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pyarrow as pa
 
@@ -151,7 +151,7 @@ class InputSchema:
                            if f not in set(self.ignored) | set(self.ids) and f != target]
 
     @classmethod
-    def from_config(cls, config: Config) -> "InputSchema":
+    def from_config(cls, config: Config) -> InputSchema:
         s = config.section("headwater.input-schema")
         return cls(s.get("feature-names", []), s.get("numeric-features", []),
                    s.get("categorical-features", []), s.get("ignored-features", []),

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
@@ -179,7 +179,7 @@ class LineProducer:
     def close(self, timeout: float | None = None) -> None:
         self._producer.close(timeout)
 
-    def __enter__(self) -> "LineProducer":
+    def __enter__(self) -> LineProducer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -231,7 +231,7 @@ class TopicTail:
         with self._lock:
             return dict(self._positions)
 
-    def start(self) -> "TopicTail":
+    def start(self) -> TopicTail:
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()

@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
 from kafka import TopicPartition
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
-from pyspark.sql.streaming.datasource import (ReadAllAvailable, ReadLimit, ReadMaxRows,
-                                              SupportsTriggerAvailableNow)
+from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows, SupportsTriggerAvailableNow
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from headwater.kafka_io import RESET_PROBE_TIMEOUT_MS, new_consumer, new_probe_consumer, true_end_offsets
@@ -67,7 +66,7 @@ class KafkaDataSource(DataSource):
     def schema(self) -> StructType:
         return SCHEMA
 
-    def streamReader(self, schema: StructType) -> "KafkaStreamReader":
+    def streamReader(self, schema: StructType) -> KafkaStreamReader:
         return KafkaStreamReader(KafkaSourceOptions.from_options(self.options))
 
 
@@ -94,7 +93,7 @@ class KafkaSourceOptions:
     poll_timeout_ms: int = 2000
 
     @classmethod
-    def from_options(cls, options: Mapping[str, str]) -> "KafkaSourceOptions":
+    def from_options(cls, options: Mapping[str, str]) -> KafkaSourceOptions:
         given = {k.lower(): v for k, v in options.items()}
         for required in ("bootstrap.servers", "topic"):
             if not given.get(required):
@@ -126,7 +125,8 @@ def _starting_offsets(raw: str, topic: str) -> str | dict[int, int]:
         return {int(p): int(o) for p, o in json.loads(raw)[topic].items()}
     except (ValueError, KeyError, TypeError, AttributeError):
         raise ValueError(f"The 'startingOffsets' option of the headwater-kafka source must be 'earliest', "
-                         f"'latest' or JSON {{\"{topic}\": {{\"<partition>\": offset}}}}. Got {raw!r} instead.")
+                         f"'latest' or JSON {{\"{topic}\": {{\"<partition>\": offset}}}}. "
+                         f"Got {raw!r} instead.") from None
 
 
 def fair_shares(available: dict[int, int], budget: int) -> dict[int, int]:

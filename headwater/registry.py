@@ -15,14 +15,14 @@ a registered version never changes, so a replica restarts without downloading it
 from __future__ import annotations
 
 import json
-
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from headwater.config import Config
 

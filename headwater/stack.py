@@ -12,8 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headwater.config import Config
-from headwater.embedded import (StackError, mlflow_answers, pid_alive, port_is_open, start_broker,
-                                start_mlflow, terminate_process_group)
+from headwater.embedded import (
+    StackError,
+    mlflow_answers,
+    pid_alive,
+    port_is_open,
+    start_broker,
+    start_mlflow,
+    terminate_process_group,
+)
 
 log = logging.getLogger(__name__)
 SERVICES = ("broker", "mlflow")

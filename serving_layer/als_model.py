@@ -23,8 +23,9 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from typing import Callable, Iterable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -201,7 +202,7 @@ class ALSServingModel:
         self._buffers = ScoreBuffers()
 
     @classmethod
-    def from_registered(cls, registered) -> "ALSServingModel":
+    def from_registered(cls, registered) -> ALSServingModel:
         return cls(ALSFactors.load(registered.path / "factors"), version=registered.version)
 
     @property

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Flask, current_app, jsonify
 

@@ -12,7 +12,7 @@ import gzip
 import json
 import math
 import zlib
-from typing import Iterable
+from collections.abc import Iterable
 
 from flask import Response, request
 

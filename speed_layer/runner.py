@@ -24,7 +24,6 @@ in once a model is there, so nothing is lost, at the price of that batch's laten
 from __future__ import annotations
 
 import json
-
 import logging
 import tempfile
 import threading

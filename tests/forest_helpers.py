@@ -1,8 +1,13 @@
 """Shared by the random-forest tests: demo data as parsed rows and configs that point at the demo schemas."""
 from __future__ import annotations
 
+import numpy as np
+
+from headwater.categorical_encoding import CategoricalEncoding
 from headwater.config import load_config
 from headwater.demos.forest import history_lines
+from headwater.forest_arrays import ForestArrays
+from headwater.forest_model import ForestModel
 from headwater.input_format import InputSchema, SchemaCSVFormat
 
 
@@ -26,11 +31,6 @@ def demo_frame(spark, config):
 
 
 # --- a small random forest without Spark, for the speed and serving tests ------------------------------
-import numpy as np
-
-from headwater.categorical_encoding import CategoricalEncoding
-from headwater.forest_arrays import ForestArrays
-from headwater.forest_model import ForestModel
 
 COLOURS = ["blue", "green", "red"]
 CLASSES = ["no", "yes"]
@@ -57,14 +57,15 @@ def random_forest_model(task: str, seed: int = 0, trees: int = 8, depth: int = 4
             else:
                 values = rng.normal(50, 10, rng.integers(1, 10))
                 stats = [len(values), values.sum(), (values ** 2).sum()]
-            nodes[node_id] = {"id": node_id, "feature": -1, "threshold": 0.0, "categories": None, "left": -1, "right": -1,
-                                  "stats": list(stats)}
+            nodes[node_id] = {"id": node_id, "feature": -1, "threshold": 0.0, "categories": None,
+                              "left": -1, "right": -1, "stats": list(stats)}
             return node_id
         feature = int(rng.integers(0, len(PREDICTORS)))
         categories = sorted(rng.choice(3, int(rng.integers(1, 3)), replace=False).tolist()) if feature == 3 else None
         left, right = grow(nodes, level + 1), grow(nodes, level + 1)
         nodes[node_id] = {"id": node_id, "feature": feature, "threshold": float(rng.uniform(-1, 1)),
-                              "categories": categories, "left": left, "right": right, "stats": [0.0] * (2 if task == "classification" else 3)}
+                          "categories": categories, "left": left, "right": right,
+                          "stats": [0.0] * (2 if task == "classification" else 3)}
         return node_id
 
     forest_trees = []

@@ -5,8 +5,7 @@ import math
 
 import pytest
 
-from batch_layer.als_data import (aggregate_strengths, log_strength, positive_items_by_user,
-                                  time_split)
+from batch_layer.als_data import aggregate_strengths, log_strength, positive_items_by_user, time_split
 
 DAY = 86_400_000
 SCHEMA = "user string, item string, strength double, event_time_ms long, partition int, offset long"

@@ -4,8 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from headwater.als_factors import (ALSFactors, GramianSolver, aggregate_events, fold_in, fold_in_items,
-                                   fold_in_users, target_estimates)
+from headwater.als_factors import (
+    ALSFactors,
+    GramianSolver,
+    aggregate_events,
+    fold_in,
+    fold_in_items,
+    fold_in_users,
+    target_estimates,
+)
 
 K = 4
 LAMBDA = 0.3

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from headwater.apps import BUILTIN_APPS, load_app
 from headwater.als_factors import ALSFactors
+from headwater.apps import BUILTIN_APPS, load_app
 from headwater.input_format import input_format_for
 from headwater.kmeans_clusters import KMeansClusters
 from headwater.messages import decode_update, encode_up

@@ -21,7 +21,7 @@ def events_batch(lines: list[str], first_offset: int, day: dt.date) -> pa.Table:
         "offset": pa.array(range(first_offset, first_offset + n), pa.int64()),
         "kafka_timestamp_ms": pa.array([0] * n, pa.int64()),
     })
-    moment = dt.datetime.combine(day, dt.time(12), dt.timezone.utc)
+    moment = dt.datetime.combine(day, dt.time(12), dt.UTC)
     return delta_tables.with_ingest_time(table, moment).cast(EVENTS_SCHEMA)
 
 
@@ -63,7 +63,9 @@ def test_empty_append_creates_the_table_but_commits_nothing(tmp_path):
 def test_append_with_the_wrong_schema_fails(tmp_path):
     uri = str(tmp_path / "events")
     delta_tables.ensure_table(uri, EVENTS_SCHEMA, delta_tables.PARTITION_BY)
-    with pytest.raises(Exception):
+    from deltalake.exceptions import SchemaMismatchError
+
+    with pytest.raises(SchemaMismatchError):
         delta_tables.append_idempotent(uri, pa.table({"line": ["x"], "extra": [1]}), "a", 0,
                                        delta_tables.PARTITION_BY)
 

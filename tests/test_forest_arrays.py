@@ -102,7 +102,9 @@ def test_payloads_are_split_into_bounded_messages():
 
 
 def test_category_beyond_every_left_set_goes_right():
-    leaf = lambda value: {"feature": -1, "threshold": 0.0, "categories": None, "left": -1, "right": -1, "stats": [1, value, value]}
+    def leaf(value):
+        return {"feature": -1, "threshold": 0.0, "categories": None, "left": -1, "right": -1,
+                "stats": [1, value, value]}
     forest = ForestArrays.from_nodes("regression", 1, [[
         {"id": 0, "feature": 0, "threshold": 0.0, "categories": [0, 1], "left": 1, "right": 2, "stats": [2, 3, 5]},
         dict(id=1, **leaf(1.0)), dict(id=2, **leaf(2.0))]])

@@ -6,10 +6,9 @@ import time
 import uuid
 
 import pytest
-
-from headwater.kafka_io import (LineProducer, TopicTail, beginning_offsets, ensure_topics, new_consumer,
-                                true_end_offsets)
 from kafka import TopicPartition
+
+from headwater.kafka_io import LineProducer, TopicTail, beginning_offsets, ensure_topics, new_consumer, true_end_offsets
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,8 @@ def small_factors(implicit: bool = True) -> ALSFactors:
 
 @pytest.fixture
 def serve_model(make_config):
-    def build(factors: ALSFactors | None = small_factors(), **overrides):
+    # the default is built per test: this fixture body runs once for each test using it
+    def build(factors: ALSFactors | None = small_factors(), **overrides):  # noqa: B008
         manager = ModelManager(model_class=ALSServingModel)
         if factors is not None:
             manager.swap(ALSServingModel(factors, version=3))

@@ -33,7 +33,7 @@ def write_movielens_events(uri: str) -> None:
     from deltalake import write_deltalake
 
     rows = [line.split("::") for line in RATINGS.read_text().splitlines() if line]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     n = len(rows)
     table = pa.table({
         "line": [",".join(r) for r in rows],
@@ -60,8 +60,8 @@ def read_notices(bootstrap: str, topic: str) -> list:
 
 
 def test_batch_generation_registers_gates_and_announces(make_config, mlflow_uri, spark):
-    from mlflow import MlflowClient
     import mlflow.pyfunc
+    from mlflow import MlflowClient
 
     config = make_config(**SMALL_SEARCH)
     write_movielens_events(config.table_uri("events"))

@@ -7,11 +7,11 @@ import time
 import uuid
 
 import pytest
+from kafka import TopicPartition
 
 from headwater.embedded import free_port, start_broker
 from headwater.kafka_io import LineProducer, ensure_topics, new_consumer, true_end_offsets
 from headwater.kafka_source import KafkaSourceOptions, KafkaStreamReader, OffsetRange
-from kafka import TopicPartition
 
 pytestmark = pytest.mark.integration
 

@@ -67,7 +67,8 @@ def test_up_status_down_leaves_nothing_behind(stack_conf, tmp_path):
     # zombies (state Z) are dead, merely not yet reaped by this sandbox's init
     ps = subprocess.run(["ps", "-eo", "pgid,stat,args"], capture_output=True, text=True).stdout
     groups = {str(p) for p in started.values()}
-    assert not [line for line in ps.splitlines()[1:] if line.split()[0] in groups and not line.split()[1].startswith("Z")]
+    alive = [line for line in ps.splitlines()[1:] if line.split()[0] in groups and not line.split()[1].startswith("Z")]
+    assert not alive
 
 
 def test_taken_port_and_dead_child_are_clear(stack_conf, tmp_path):
