@@ -156,7 +156,9 @@ def test_read_ends_a_range_whose_records_are_gone_instead_of_hanging(broker):
     assert [v for b in beyond for v in b.column("value").to_pylist()] == [f"r{i}" for i in range(5, 10)]
 
 
-def test_broker_restart_then_topic_missing_then_empty(spark, tmp_path):
+def read_200_then_restart_broker(spark, tmp_path):
+    """A query's checkpoint at 200 records of a 2-partition topic, then a fresh (empty) broker on the
+    same port: (broker process, bootstrap, topic)."""
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
     topic = unique_topic()
@@ -167,9 +169,12 @@ def test_broker_restart_then_topic_missing_then_empty(spark, tmp_path):
         assert len(run_available_now(spark, bootstrap, topic, tmp_path / "ck").all()) == 200
     finally:
         broker.stop()
+    return start_broker("127.0.0.1", port, tmp_path / "broker2.log"), bootstrap, topic
 
+
+def test_broker_restart_then_topic_missing_then_empty(spark, tmp_path):
     # memory storage: the new broker on the same port knows no topic at all
-    broker = start_broker("127.0.0.1", port, tmp_path / "broker2.log")
+    broker, bootstrap, topic = read_200_then_restart_broker(spark, tmp_path)
     try:
         assert run_available_now(spark, bootstrap, topic, tmp_path / "ck").all() == []
         # an empty recreated topic: one batch moves the offsets back to 0 and reads nothing
@@ -183,18 +188,7 @@ def test_broker_restart_then_topic_missing_then_empty(spark, tmp_path):
 
 
 def test_a_recreated_topic_with_fewer_records_is_read_from_its_beginning(spark, tmp_path):
-    port = free_port()
-    bootstrap = f"127.0.0.1:{port}"
-    topic = unique_topic()
-    broker = start_broker("127.0.0.1", port, tmp_path / "broker1.log")
-    try:
-        ensure_topics(bootstrap, {topic: 2})
-        produce(bootstrap, topic, (f"before{i}" for i in range(200)), partitions=2)
-        assert len(run_available_now(spark, bootstrap, topic, tmp_path / "ck").all()) == 200
-    finally:
-        broker.stop()
-
-    broker = start_broker("127.0.0.1", port, tmp_path / "broker2.log")
+    broker, bootstrap, topic = read_200_then_restart_broker(spark, tmp_path)
     try:
         ensure_topics(bootstrap, {topic: 2})
         produce(bootstrap, topic, (f"after{i}" for i in range(6)), partitions=2)
