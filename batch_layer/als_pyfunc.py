@@ -11,7 +11,7 @@ users get no rows. Only numpy and pandas are needed to load it.
 
 >>> import numpy as np, pandas as pd
 >>> from headwater.als_factors import ALSFactors
->>> model = ALSPyfuncModel.from_factors(
+>>> model = ALSPyfuncModel(
 ...     ALSFactors(["u"], [[1.0, 0.0]], ["a", "b", "c"], [[0.9, 0], [0.5, 0], [0.1, 0]], {"u": {"a"}}, True))
 >>> model.predict(None, pd.DataFrame({"user": ["u"]}), params={"how_many": 2})
   user  rank item  score
@@ -32,13 +32,8 @@ DEFAULT_HOW_MANY = 10
 class ALSPyfuncModel(PythonModel):
     """Loads the ``factors`` artifact (an ALSFactors directory) and estimates or recommends."""
 
-    factors = None
-
-    @classmethod
-    def from_factors(cls, factors) -> ALSPyfuncModel:
-        model = cls()
-        model.factors = factors
-        return model
+    def __init__(self, factors=None):
+        self.factors = factors  # None until load_context reads the logged artifact
 
     def load_context(self, context) -> None:
         from headwater.als_factors import ALSFactors

@@ -7,7 +7,7 @@ one column per feature is read in order (a plain numeric matrix).
 
 >>> import pandas as pd
 >>> from headwater.kmeans_clusters import KMeansClusters
->>> scorer = KMeansPyfunc.from_clusters(KMeansClusters(["x", "y"], [[0.0, 0.0], [5.0, 5.0]], [1, 1]))
+>>> scorer = KMeansPyfunc(KMeansClusters(["x", "y"], [[0.0, 0.0], [5.0, 5.0]], [1, 1]))
 >>> scorer.predict(None, pd.DataFrame({"y": [4.0, 0.1], "x": [6.0, 0.0]})).tolist()
 [1, 0]
 """
@@ -25,13 +25,8 @@ from headwater.kmeans_clusters import ARTIFACT_NAME, KMeansClusters
 class KMeansPyfunc(PythonModel):
     """Loads the ``clusters`` artifact (a KMeansClusters directory) and assigns rows to clusters."""
 
-    clusters: KMeansClusters | None = None
-
-    @classmethod
-    def from_clusters(cls, clusters: KMeansClusters) -> KMeansPyfunc:
-        model = cls()
-        model.clusters = clusters
-        return model
+    def __init__(self, clusters: KMeansClusters | None = None):
+        self.clusters = clusters  # None until load_context reads the logged artifact
 
     def load_context(self, context) -> None:
         self.clusters = KMeansClusters.load(Path(context.artifacts[ARTIFACT_NAME]))

@@ -16,7 +16,7 @@ categorical value the model never saw raises an error that names the feature and
 >>> forest = ForestArrays.from_nodes("regression", 1, [[
 ...     dict(id=0, feature=0, threshold=0.0, categories=[0], left=1, right=2, stats=[2, 3, 5]),
 ...     dict(id=1, **leaf([1, 1, 1])), dict(id=2, **leaf([1, 2, 4]))]])
->>> pyfunc = RandomForestPyfuncModel.from_model(ForestModel(forest, CategoricalEncoding(["c"], {"c": ["a", "b"]})))
+>>> pyfunc = RandomForestPyfuncModel(ForestModel(forest, CategoricalEncoding(["c"], {"c": ["a", "b"]})))
 >>> pyfunc.predict(None, pd.DataFrame({"c": ["b", "a"]}))
    prediction
 0         2.0
@@ -32,13 +32,8 @@ from mlflow.pyfunc import PythonModel
 class RandomForestPyfuncModel(PythonModel):
     """Loads the ``forest`` and ``encoding`` artifacts into a ForestModel and predicts with numpy."""
 
-    model = None
-
-    @classmethod
-    def from_model(cls, model) -> RandomForestPyfuncModel:
-        pyfunc = cls()
-        pyfunc.model = model
-        return pyfunc
+    def __init__(self, model=None):
+        self.model = model  # None until load_context reads the logged artifacts
 
     def load_context(self, context) -> None:
         from headwater.categorical_encoding import CategoricalEncoding

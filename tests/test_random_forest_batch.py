@@ -97,7 +97,7 @@ def test_classification_pyfunc_returns_class_names_and_probabilities(spark, make
     model = update.build_model(train, {k: v[0] for k, v in update.hyperparameter_space().items()})
     from batch_layer.random_forest_pyfunc import RandomForestPyfuncModel
 
-    answer = RandomForestPyfuncModel.from_model(model).predict(None, demo_rows(config).to_pandas().head(50))
+    answer = RandomForestPyfuncModel(model).predict(None, demo_rows(config).to_pandas().head(50))
     assert list(answer.columns) == ["prediction", "benign", "malignant"]
     assert set(answer["prediction"]) <= {"benign", "malignant"}
     np.testing.assert_allclose(answer[["benign", "malignant"]].sum(axis=1), 1.0)
