@@ -222,11 +222,8 @@ class Config:
         return f"{self.storage_root.rstrip('/')}/{self.app_id}/_checkpoints/{query}"
 
     def with_overrides(self, overrides: Iterable[str]) -> Config:
-        layers = self._layers + [_override_layer(o) for o in overrides]
-        return _merge(layers)
-
-    def as_dict(self) -> dict[str, Any]:
-        return _plain(self._tree)
+        """This config with more ``key=value`` overrides, checked like :func:`load_config`'s."""
+        return _checked([*self._layers, *(_override_layer(o) for o in overrides)])
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = (),
@@ -241,6 +238,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
             raise ConfigError(f"config file {path} does not exist")
         layers.append((str(path), _parse_file(Path(path))))
     layers.extend(_override_layer(o) for o in overrides)
+    return _checked(layers, constraints)
+
+
+def _checked(layers: Sequence[tuple[str, ConfigTree]], constraints: Mapping[str, Any] | None = None) -> Config:
     config = _merge(layers)
     check_known_keys(config)
     if constraints is None:

@@ -81,3 +81,10 @@ def test_derived_names():
     config = load_config(overrides=["headwater.id=shop", "headwater.app=als", "headwater.storage.root=/data"])
     assert config.table_uri("events") == "/data/shop/events"
     assert config.checkpoint_uri("ingest") == "/data/shop/_checkpoints/ingest"
+
+
+def test_with_overrides_is_checked_like_load_config():
+    config = load_config(overrides=["headwater.id=a", "headwater.app=als"])
+    assert config.with_overrides(["headwater.ml.eval.candidates=3"]).get("headwater.ml.eval.candidates") == 3
+    with pytest.raises(ConfigError, match="headwater.ml.eval.candidates must be an int"):
+        config.with_overrides(["headwater.ml.eval.candidates=0"])
