@@ -110,15 +110,19 @@ class ModelManager:
         with self._lock:
             if self._loading:
                 self._pending.extend(payloads)
-            model = self.model
-            if model is None:
+            if self.model is None:
                 return  # like Oryx: updates before any model have nothing to apply to
-            for payload in payloads:
-                try:
-                    model.apply_update(payload)
-                except (ValueError, TypeError, IndexError, KeyError) as exc:
-                    self.metrics.bad_updates.inc()
-                    log.warning("skipping bad UP payload %.200r: %s", payload, exc)
+            self._apply_to(self.model, payloads)
+
+    def _apply_to(self, model, payloads: list[Any]) -> None:
+        """Apply UP payloads in order (caller holds the lock); a bad one is counted and skipped."""
+        for payload in payloads:
+            try:
+                model.apply_update(payload)
+            except (ValueError, TypeError, IndexError, KeyError) as exc:
+                self.metrics.bad_updates.inc()
+                log.warning("skipping bad UP payload %.200r: %s", payload, exc)
+        if payloads:
             self.metrics.updated(len(payloads))
 
     def on_records(self, records) -> None:
@@ -164,8 +168,8 @@ class ModelManager:
                 self._loading = False
             return None
         with self._lock:
-            for payload in self._pending:
-                model.apply_update(payload)
+            # UPs that arrived while loading, with the same bad-payload guard as live ones
+            self._apply_to(model, self._pending)
             self._loading, self._pending = False, []
             self.swap(model)
         return (registry.parse_offsets_tag(chosen.tags.get("update_offset"))
