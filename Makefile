@@ -26,6 +26,7 @@ run: venv java-check
 	$(VENV)/bin/headwater demo --app $(APP)
 
 test: venv java-check
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 bench: venv java-check
@@ -33,6 +34,7 @@ bench: venv java-check
 
 lint: venv
 	$(PY) -m pip install --quiet ruff==0.17.5 && $(VENV)/bin/ruff check headwater batch_layer speed_layer serving_layer tests bench
+	$(VENV)/bin/lint-imports
 
 stack-down: venv
 	$(VENV)/bin/headwater stack down --conf $(CONF)

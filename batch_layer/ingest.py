@@ -13,7 +13,7 @@ and one write path keeps one tested idempotence mechanism. (delta-spark's ``txnA
 ``txnVersion`` write options record the same Delta ``txn`` action, so the two are interchangeable
 if executor-side writes are ever needed; that path cannot be tested here without Maven.)
 
->>> from headwater.input_format import ALSFormat
+>>> from headwater.apps.als.events import ALSFormat
 >>> records = pa.record_batch({
 ...     "key": pa.array([None, None], pa.string()), "value": ["u1,i1,2.0", "oops"],
 ...     "topic": ["demo.input"] * 2, "partition": pa.array([0, 0], pa.int32()),
@@ -38,7 +38,6 @@ import pyarrow.compute as pc
 
 from headwater import delta_tables
 from headwater.config import Config
-from headwater.input_format import input_format_for
 
 log = logging.getLogger("headwater.ingest")
 
@@ -142,19 +141,15 @@ class IngestBatchWriter:
         return written[0], written[1]
 
 
-def start_ingest_query(config: Config, once: bool = False):
-    """Start the ingest query; ``once`` drains what the topic holds now (``availableNow``) and stops."""
-    return _start(config, once)[0]
-
-
 def _start(config: Config, once: bool):
+    """Start the ingest query; ``once`` drains what the topic holds now (``availableNow``) and stops."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from headwater.kafka_io import ensure_topics
+    from headwater.kafka_admin import ensure_topics
     from headwater.spark import get_spark
 
     spark = get_spark(config)
-    input_format = input_format_for(config)
+    input_format = config.app.make_input_format(config)
     writer = IngestBatchWriter(config, input_format.schema)
     checkpoint = config.checkpoint_uri("ingest")
     _check_checkpoint(spark, checkpoint, writer)

@@ -1,36 +1,43 @@
 """The k-means batch app (Oryx's KMeansUpdate): Spark ML KMeans over the events' numeric features.
 
 - ``split``: the clustered feature columns of the events, split at random (``test-fraction``, ``seed``);
+- ``prepare``: the exact silhouette's sample of at most ``silhouette-sample`` test rows, drawn once
+  for every candidate;
 - ``build_model``: ``pyspark.ml.clustering.KMeans`` with k from ``headwater.kmeans.hyperparams.k``,
   ``iterations`` and ``initialization-strategy`` ("k-means||" or "random"); the centres come back to
-  the driver as a :class:`~headwater.kmeans_clusters.KMeansClusters`, the form every layer uses;
+  the driver as a :class:`~headwater.apps.kmeans.clusters.KMeansClusters`, the form every layer uses;
 - ``evaluate``: on the test part, from the centres alone (so the champion is judged by the same code):
   per-cluster statistics summed in Spark give SSE and Davies-Bouldin, and the exact silhouette is
   taken on at most ``silhouette-sample`` rows. ``score`` is the silhouette, −Davies-Bouldin or
   −(mean squared distance) as ``evaluation-strategy`` says (higher is better for the gate). With no
   test rows at all (a tiny data set), the training rows are evaluated instead;
-- artifacts: ``clusters`` (centres, counts of every event assigned to each centre, feature names),
-  which the speed layer starts from, and ``cluster_sizes.png``.
+- ``save_model``: the clusters (centres, counts of every event assigned to each centre, feature
+  names), which the speed layer starts from, and ``cluster_sizes.png``.
 """
 from __future__ import annotations
 
-import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from batch_layer.kmeans_metrics import ClusterStatistics, davies_bouldin, silhouette
-from batch_layer.ml_update import MLApp
+from headwater.api import BatchApp, SplitData
+from headwater.apps.kmeans.clusters import KMeansClusters, clustering_features
+from headwater.apps.kmeans.quality import ClusterStatistics, davies_bouldin, silhouette
 from headwater.input_format import InputSchema
-from headwater.kmeans_clusters import ARTIFACT_NAME, KMeansClusters, clustering_features
-from headwater.registry import RegisteredModel
 
 VECTOR_COLUMN = "_features"
 SIZES_PLOT = "cluster_sizes.png"
 
 
-class KMeansUpdate(MLApp):
+@dataclass
+class KMeansSplit(SplitData):
+    evaluated: Any              # the rows evaluated: the test part, or the train part when it has no rows
+    silhouette_rows: np.ndarray  # (n, features) sample of them for the exact silhouette
+
+
+class KMeansUpdate(BatchApp):
     """Builds and evaluates k-means candidates; settings from ``headwater.kmeans.*`` and ``headwater.ml.eval.*``."""
 
     def __init__(self, config):
@@ -42,8 +49,6 @@ class KMeansUpdate(MLApp):
         self.strategy = settings["evaluation-strategy"]
         self.silhouette_sample = settings["silhouette-sample"]
         self.seed = config.get("headwater.ml.eval.seed")
-        self._samples: dict[int, np.ndarray] = {}
-        self._sample_lock = threading.Lock()
 
     def hyperparameter_space(self) -> dict[str, list]:
         return {"k": self.config.get("headwater.kmeans.hyperparams.k")}
@@ -57,21 +62,28 @@ class KMeansUpdate(MLApp):
         train, test = self.feature_rows(data).randomSplit([1.0 - fraction, fraction], seed=self.seed)
         return train, test
 
-    def build_model(self, train, hyperparams: dict[str, Any]) -> KMeansClusters:
+    def prepare(self, data, train, test) -> KMeansSplit:
+        sample = self._silhouette_sample(test)
+        if len(sample) == 0:  # so little data that the random split left no test rows
+            return KMeansSplit(data, train, test, train, self._silhouette_sample(train))
+        return KMeansSplit(data, train, test, test, sample)
+
+    def build_model(self, split: KMeansSplit, hyperparams: dict[str, Any]) -> KMeansClusters:
         from pyspark.ml.clustering import KMeans
         from pyspark.ml.feature import VectorAssembler
 
-        vectors = VectorAssembler(inputCols=self.features, outputCol=VECTOR_COLUMN).transform(train)
+        vectors = VectorAssembler(inputCols=self.features, outputCol=VECTOR_COLUMN).transform(split.train)
         model = KMeans(k=int(hyperparams["k"]), maxIter=self.iterations, initMode=self.initialization,
                        seed=self.seed, featuresCol=VECTOR_COLUMN).fit(vectors)
         centers = np.array(model.clusterCenters(), dtype=np.float64)
         return KMeansClusters(self.features, centers, model.summary.clusterSizes)
 
-    def evaluate(self, model: KMeansClusters, test, train) -> dict[str, float]:
-        sample = self._silhouette_sample(test)
-        if len(sample) == 0:  # so little data that the random split left no test rows
-            test, sample = train, self._silhouette_sample(train)
-        stats = cluster_statistics(test, model.centers, self.features)
+    def evaluate(self, model: KMeansClusters, split: KMeansSplit) -> dict[str, float]:
+        if model.features != self.features:  # a champion trained before the input schema changed
+            raise ValueError(f"the model clusters features {model.features}, the input schema now "
+                             f"names {self.features}")
+        sample = split.silhouette_rows
+        stats = cluster_statistics(split.evaluated, model.centers, self.features)
         metrics = {
             "silhouette": silhouette(sample, model.assign(sample)[0]) if len(sample) else float("nan"),
             "davies_bouldin": davies_bouldin(model.centers, stats),
@@ -83,54 +95,37 @@ class KMeansUpdate(MLApp):
                  "sse": -metrics["mean_squared_distance"]}[self.strategy]
         return {"score": score, **metrics}
 
-    def evaluate_registered(self, registered: RegisteredModel, test, train) -> dict[str, float]:
-        clusters = KMeansClusters.load(Path(registered.path) / ARTIFACT_NAME)
-        if clusters.features != self.features:
-            raise ValueError(f"the champion clusters features {clusters.features}, the input schema now "
-                             f"names {self.features}")
-        return self.evaluate(clusters, test, train)
-
-    def to_artifacts(self, model: KMeansClusters, data, directory: Path) -> None:
+    def save_model(self, model: KMeansClusters, split: KMeansSplit, directory: Path) -> None:
         # The weight of each centre is every event it owns, not just the training part's: the speed
         # layer's updates weigh new points against it.
-        counts = cluster_statistics(self.feature_rows(data), model.centers, self.features).counts
-        clusters = KMeansClusters(model.features, model.centers, counts)
-        clusters.save(directory / ARTIFACT_NAME)
+        counts = cluster_statistics(self.feature_rows(split.data), model.centers, self.features).counts
+        KMeansClusters(model.features, model.centers, counts).save(directory)
         cluster_sizes_figure(counts).savefig(directory / SIZES_PLOT)
 
-    def pyfunc_model(self):
-        from batch_layer.kmeans_pyfunc import KMeansPyfunc
-
-        return KMeansPyfunc()
-
-    def model_signature(self):
-        from batch_layer.kmeans_pyfunc import signature
+    def model_signature(self, model: KMeansClusters):
+        from headwater.apps.kmeans.pyfunc import signature
 
         return signature(self.features)
 
     def describe(self, model: KMeansClusters) -> dict[str, Any]:
         return {"k": model.k, "features": len(model.features)}
 
-    def _silhouette_sample(self, test) -> np.ndarray:
-        """At most ``silhouette-sample`` test rows, drawn once per test split (candidates share it)."""
-        with self._sample_lock:
-            if id(test) not in self._samples:
-                rows, sample = test.count(), test
-                if rows > self.silhouette_sample:
-                    # oversample a little so the sample rarely falls short of the wanted size
-                    fraction = min(1.0, 1.1 * self.silhouette_sample / rows)
-                    sample = test.sample(fraction=fraction, seed=self.seed).limit(self.silhouette_sample)
-                table = sample.toArrow()
-                self._samples[id(test)] = np.column_stack(
-                    [table.column(f).to_numpy(zero_copy_only=False) for f in self.features]
-                ).astype(np.float64).reshape(table.num_rows, len(self.features))
-            return self._samples[id(test)]
+    def _silhouette_sample(self, rows_frame) -> np.ndarray:
+        """At most ``silhouette-sample`` rows of a frame as a (rows, features) matrix."""
+        rows, sample = rows_frame.count(), rows_frame
+        if rows > self.silhouette_sample:
+            # oversample a little so the sample rarely falls short of the wanted size
+            fraction = min(1.0, 1.1 * self.silhouette_sample / rows)
+            sample = rows_frame.sample(fraction=fraction, seed=self.seed).limit(self.silhouette_sample)
+        table = sample.toArrow()
+        return np.column_stack([table.column(f).to_numpy(zero_copy_only=False) for f in self.features]
+                               ).astype(np.float64).reshape(table.num_rows, len(self.features))
 
 
 def cluster_statistics(frame, centers: np.ndarray, features: list[str]) -> ClusterStatistics:
     """Per-cluster count, distance sum and squared-distance sum over a DataFrame, summed in Spark.
 
-    Each Arrow batch is assigned in numpy (:func:`headwater.kmeans_math.nearest_centers`) and reduced
+    Each Arrow batch is assigned in numpy (:func:`headwater.apps.kmeans.streaming.nearest_centers`) and reduced
     to k rows on the executor, so only k rows per batch cross to the driver's aggregation.
     """
     from pyspark.sql import functions as F

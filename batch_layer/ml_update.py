@@ -11,7 +11,9 @@ and the best candidate is registered (tags ``layer=batch``, ``delta_version``, r
 be inspected or promoted by hand; only a promoted version gets the ``champion`` alias and a MODEL
 notice on the update topic.
 
-An app subclasses :class:`MLApp` and implements only the model-specific steps.
+An app subclasses :class:`headwater.api.BatchApp` and implements only the model-specific steps; what
+they derive from one split (id maps, encodings, samples) comes back from ``prepare`` as a
+:class:`headwater.api.SplitData` and is handed to every candidate, so apps keep no per-generation state.
 
 >>> promotion_decision(0.81, threshold=0.7, champion_score=0.8, max_regression=0.02, champion_version=3)
 (True, 'score 0.81 vs champion version 3 at 0.8 (max regression 0.02)')
@@ -24,7 +26,6 @@ import logging
 import math
 import tempfile
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -32,54 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from headwater import registry
+from headwater.api import BatchApp, SplitData
 from headwater.config import Config
 from headwater.messages import ModelNotice
 
 log = logging.getLogger(__name__)
-CHAMPION = "champion"
-
-
-class MLApp(ABC):
-    """The model-specific steps of a batch update; ``config`` is the validated configuration."""
-
-    def __init__(self, config: Config):
-        self.config = config
-
-    @abstractmethod
-    def hyperparameter_space(self) -> dict[str, list]:
-        """``{name: [values to try]}``; an empty dict when there is nothing to tune."""
-
-    @abstractmethod
-    def split(self, data) -> tuple[Any, Any]:
-        """(train, test) DataFrames from one version of the master data."""
-
-    @abstractmethod
-    def build_model(self, train, hyperparams: dict[str, Any]) -> Any:
-        """A model trained on ``train``, or None when none can be built."""
-
-    @abstractmethod
-    def evaluate(self, model, test, train) -> dict[str, float]:
-        """Metrics of ``model`` on ``test``, including the primary ``score`` (higher is better)."""
-
-    @abstractmethod
-    def evaluate_registered(self, registered: registry.RegisteredModel, test, train) -> dict[str, float]:
-        """The same metrics for a downloaded registry version (the champion)."""
-
-    @abstractmethod
-    def to_artifacts(self, model, data, directory: Path) -> None:
-        """Write the model's files (one entry per named artifact) into ``directory``."""
-
-    @abstractmethod
-    def pyfunc_model(self):
-        """The ``mlflow.pyfunc.PythonModel`` that loads those artifacts for offline scoring."""
-
-    def model_signature(self):
-        """An optional MLflow ``ModelSignature`` for the pyfunc model."""
-        return None
-
-    def describe(self, model) -> dict[str, Any]:
-        """Extra version tags (sizes and the like)."""
-        return {}
 
 
 @dataclass
@@ -128,10 +86,11 @@ def promotion_decision(score: float | None, threshold: float | None, champion_sc
 class MLUpdate:
     """Runs one generation of ``app`` on a version of the data; ``publish`` announces a promotion."""
 
-    def __init__(self, app: MLApp, config: Config, publish: Callable[[ModelNotice], None] | None = None):
+    def __init__(self, app: BatchApp, config: Config, publish: Callable[[ModelNotice], None] | None = None):
         self.app = app
         self.config = config
         self.publish = publish
+        self.state_class = config.app.resolve("state")
 
     def run(self, data, delta_version: int | None, input_offsets: dict[int, int] | None = None) -> UpdateResult:
         import mlflow
@@ -145,17 +104,18 @@ class MLUpdate:
         test.persist()
         try:
             counts = {"input_rows": data.count(), "train_rows": train.count(), "test_rows": test.count()}
+            split = self.app.prepare(data, train, test)
             combos = choose_combinations(self.app.hyperparameter_space(), ev["candidates"], ev["search"], ev["seed"])
             experiment = registry.experiment_id(self.config)
             with mlflow.start_run(experiment_id=experiment, run_name=f"batch delta v{delta_version}") as parent:
                 run_id = parent.info.run_id
-                mlflow.set_tags({"layer": "batch", "delta_version": str(delta_version)})
+                mlflow.set_tags({registry.TAG_LAYER: "batch", registry.TAG_DELTA_VERSION: str(delta_version)})
                 mlflow.log_params({"delta_version": delta_version, "search": ev["search"], "seed": ev["seed"],
                                    "test_fraction": ev["test-fraction"], "candidates": len(combos)})
                 mlflow.log_metrics({k: float(v) for k, v in counts.items()})
-                candidates = self._build_candidates(combos, train, test, experiment, run_id)
-                lineage = {"input_offsets": registry.offsets_tag(input_offsets)} if input_offsets else {}
-                result = self._decide(candidates, train, test, data, delta_version, {**counts, **lineage}, run_id)
+                candidates = self._build_candidates(combos, split, experiment, run_id)
+                lineage = {registry.TAG_INPUT_OFFSETS: registry.offsets_tag(input_offsets)} if input_offsets else {}
+                result = self._decide(candidates, split, delta_version, {**counts, **lineage}, run_id)
         finally:
             for frame in (test, train, data):
                 frame.unpersist()
@@ -167,32 +127,32 @@ class MLUpdate:
 
     # -- candidates ---------------------------------------------------------------------------------
 
-    def _build_candidates(self, combos, train, test, experiment: str, parent_run_id: str) -> list[Candidate]:
+    def _build_candidates(self, combos, split: SplitData, experiment: str, parent_run_id: str) -> list[Candidate]:
         from rich.progress import Progress
 
         candidates = [Candidate(n, params) for n, params in enumerate(combos)]
         workers = min(self.config.get("headwater.ml.eval.parallelism"), len(candidates))
         with Progress(transient=True) as progress, ThreadPoolExecutor(workers, "candidate") as pool:
             task = progress.add_task("training candidates", total=len(candidates))
-            futures = [pool.submit(self._build_candidate, c, train, test, experiment, parent_run_id)
+            futures = [pool.submit(self._build_candidate, c, split, experiment, parent_run_id)
                        for c in candidates]
             for future in as_completed(futures):
                 future.result()
                 progress.advance(task)
         return candidates
 
-    def _build_candidate(self, candidate: Candidate, train, test, experiment: str, parent_run_id: str) -> None:
+    def _build_candidate(self, candidate: Candidate, split: SplitData, experiment: str, parent_run_id: str) -> None:
         from mlflow.entities import Metric, Param
 
         mlflow_client = registry.client(self.config)
         run = mlflow_client.create_run(experiment, run_name=f"candidate {candidate.index}",
-                                       tags={"mlflow.parentRunId": parent_run_id, "layer": "batch"})
+                                       tags={"mlflow.parentRunId": parent_run_id, registry.TAG_LAYER: "batch"})
         candidate.run_id = run.info.run_id
         started = time.monotonic()
         try:
-            candidate.model = self.app.build_model(train, candidate.hyperparams)
+            candidate.model = self.app.build_model(split, candidate.hyperparams)
             if candidate.model is not None:
-                candidate.metrics = self.app.evaluate(candidate.model, test, train)
+                candidate.metrics = self.app.evaluate(candidate.model, split)
         except Exception as exc:  # one failing candidate must not stop the others
             log.exception("candidate %d %s failed", candidate.index, candidate.hyperparams)
             candidate.error = f"{type(exc).__name__}: {exc}"
@@ -210,14 +170,14 @@ class MLUpdate:
 
     # -- gate, register -----------------------------------------------------------------------------
 
-    def _decide(self, candidates, train, test, data, delta_version, version_tags, run_id) -> UpdateResult:
+    def _decide(self, candidates, split: SplitData, delta_version, version_tags, run_id) -> UpdateResult:
         import mlflow
 
         from batch_layer.evaluation_plot import evaluation_figure
 
         scored = [c for c in candidates if c.score is not None]
         best = max(scored, key=lambda c: (c.score, -c.index)) if scored else None
-        champion_version, champion_metrics, champion_note = self._evaluate_champion(test, train)
+        champion_version, champion_metrics, champion_note = self._evaluate_champion(split)
         promoted, reason = promotion_decision(
             best.score if best else None, self.config.get("headwater.ml.eval.threshold"),
             (champion_metrics or {}).get("score"), self.config.get("headwater.ml.eval.max-regression"),
@@ -232,23 +192,25 @@ class MLUpdate:
         if best is not None:
             mlflow.log_params({f"best_{k}": v for k, v in best.hyperparams.items()})
             mlflow.log_metrics({f"best_{k}": v for k, v in _finite(best.metrics).items()})
-            tags = {"layer": "batch", "delta_version": delta_version, "candidate_run_id": best.run_id,
-                    "score": best.score, **version_tags, **self.app.describe(best.model)}
+            tags = {registry.TAG_LAYER: "batch", registry.TAG_DELTA_VERSION: delta_version,
+                    "candidate_run_id": best.run_id, "score": best.score, **version_tags,
+                    **self.app.describe(best.model)}
             with tempfile.TemporaryDirectory(prefix="headwater-model-") as directory:
-                self.app.to_artifacts(best.model, data, Path(directory))
+                self.app.save_model(best.model, split, Path(directory))
                 registered = registry.log_and_register(
-                    self.config, Path(directory), self.app.pyfunc_model(), tags,
-                    aliases=[CHAMPION] if promoted else [], run_id=run_id, signature=self.app.model_signature())
+                    self.config, Path(directory), self.config.app.resolve("pyfunc")(), tags,
+                    aliases=[registry.CHAMPION] if promoted else [], run_id=run_id,
+                    signature=self.app.model_signature(best.model))
         mlflow.set_tags({"promoted": str(promoted).lower(), "reason": reason[:5000],
                          "registered_version": registered.version if registered else "none"})
         return UpdateResult(run_id, promoted, reason, candidates, best, registered, champion_version, champion_metrics)
 
-    def _evaluate_champion(self, test, train) -> tuple[int | None, dict[str, float] | None, str]:
-        champion = registry.download_alias(self.config, CHAMPION)
+    def _evaluate_champion(self, split: SplitData) -> tuple[int | None, dict[str, float] | None, str]:
+        champion = registry.download_alias(self.config, registry.CHAMPION)
         if champion is None:
             return None, None, ""
         try:
-            metrics = self.app.evaluate_registered(champion, test, train)
+            metrics = self.app.evaluate(self.state_class.load(champion.path), split)
         except Exception as exc:  # an unreadable champion should be replaced, not block every update
             log.exception("champion version %s could not be evaluated", champion.version)
             return champion.version, None, f" (champion version {champion.version} could not be evaluated: {exc})"

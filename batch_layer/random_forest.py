@@ -1,37 +1,37 @@
 """The random decision forest batch app (Oryx's RDFUpdate): Spark ML forests, converted to numpy arrays.
 
-- ``split``: fits the one :class:`~headwater.categorical_encoding.CategoricalEncoding` (sorted
-  distinct values of every categorical feature in this data version), then a random
-  ``headwater.ml.eval.test-fraction`` of rows is the test part;
+- ``split``: a random ``headwater.ml.eval.test-fraction`` of the rows with a target is the test part;
+- ``prepare``: fits the one :class:`~headwater.apps.forest.encoding.CategoricalEncoding` of this
+  data version (sorted distinct values of every categorical feature), which every candidate uses;
 - ``build_model``: ``RandomForestClassifier`` / ``RandomForestRegressor`` on a feature vector whose
   Spark ML attributes mark the categorical predictors as nominal with the encoding's values (so
   Spark splits them by category sets) and a label whose attribute fixes the number of classes;
   hyperparameters numTrees, maxDepth, maxBins, impurity, minInstancesPerNode, minInfoGain
-  (``headwater.rdf.*``); the fitted forest becomes a :class:`~headwater.forest_model.ForestModel`;
+  (``headwater.rdf.*``); the fitted forest becomes a :class:`~headwater.apps.forest.model.ForestModel`;
 - ``evaluate``: numpy predictions of the ForestModel over the test rows (``mapInArrow``, so the
   test data never has to fit on the driver): accuracy (plus AUC for two classes) with score =
   accuracy, or RMSE and R² with score = -RMSE. The champion is evaluated the same way with its own
   encoding (rows with a category it never saw are left out and counted as ``skipped_test_rows``);
-- artifacts: the ForestModel's ``forest`` and ``encoding``; version tags carry the tree sizes and
+- ``save_model``: the ForestModel (forest and encoding); version tags carry the tree sizes and
   Spark's feature importances.
 """
 from __future__ import annotations
 
 import json
 import tempfile
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from batch_layer.metrics import mean_auc, rmse
-from batch_layer.ml_update import MLApp
-from headwater.categorical_encoding import CategoricalEncoding
-from headwater.config import Config, ConfigError
-from headwater.forest_model import ForestModel
+from headwater.api import BatchApp, SplitData
+from headwater.apps.forest.encoding import CategoricalEncoding
+from headwater.apps.forest.model import ForestModel
+from headwater.config import Config
+from headwater.constraints import ConfigError
+from headwater.evaluation_metrics import mean_auc, rmse
 from headwater.input_format import InputSchema
-from headwater.registry import RegisteredModel
 
 FEATURES, LABEL = "features", "label"
 DEFAULT_IMPURITY = {"classification": "entropy", "regression": "variance"}
@@ -52,14 +52,18 @@ def forest_task(config: Config, schema: InputSchema) -> str:
     return task
 
 
-class RandomForestUpdate(MLApp):
+@dataclass
+class ForestSplit(SplitData):
+    encoding: CategoricalEncoding
+
+
+class RandomForestUpdate(BatchApp):
     """Builds and evaluates forest candidates; settings from ``headwater.rdf.*`` and ``headwater.ml.eval.*``."""
 
     def __init__(self, config: Config):
         super().__init__(config)
         self.schema = InputSchema.from_config(config)
         self.task = forest_task(config, self.schema)
-        self.encoding: CategoricalEncoding | None = None
 
     def hyperparameter_space(self) -> dict[str, list]:
         hp = self.config.section("headwater.rdf.hyperparams")
@@ -75,47 +79,39 @@ class RandomForestUpdate(MLApp):
 
         columns = [*self.schema.predictors, self.schema.target]
         data = data.select(*columns).where(F.col(self.schema.target).isNotNull())
-        self.encoding = fit_encoding(data, self.schema)
         fraction = self.config.get("headwater.ml.eval.test-fraction")
         train, test = data.randomSplit([1.0 - fraction, fraction], seed=self.config.get("headwater.ml.eval.seed"))
         return train, test
 
-    def build_model(self, train, hyperparams: dict[str, Any]) -> ForestModel:
+    def prepare(self, data, train, test) -> ForestSplit:
+        # every row the split kept: the encoding knows each category of the train and the test part
+        return ForestSplit(data, train, test, fit_encoding(train.unionByName(test), self.schema))
+
+    def build_model(self, split: ForestSplit, hyperparams: dict[str, Any]) -> ForestModel:
         from pyspark.ml.classification import RandomForestClassifier
         from pyspark.ml.regression import RandomForestRegressor
 
-        from headwater.forest_arrays import ForestArrays
+        from headwater.apps.forest.arrays import ForestArrays
 
         estimator = RandomForestClassifier if self.task == "classification" else RandomForestRegressor
-        largest_category = max(self.encoding.categorical_predictors.values(), default=0)
+        largest_category = max(split.encoding.categorical_predictors.values(), default=0)
         forest = estimator(
             featuresCol=FEATURES, labelCol=LABEL, seed=self.config.get("headwater.ml.eval.seed"),
             numTrees=int(hyperparams["numTrees"]), maxDepth=int(hyperparams["maxDepth"]),
             maxBins=max(int(hyperparams["maxBins"]), largest_category), impurity=str(hyperparams["impurity"]),
             minInstancesPerNode=int(hyperparams["minInstancesPerNode"]),
             minInfoGain=float(hyperparams["minInfoGain"]))
-        fitted = forest.fit(spark_training_frame(train, self.encoding))
+        fitted = forest.fit(spark_training_frame(split.train, split.encoding))
         with tempfile.TemporaryDirectory(prefix="headwater-forest-") as directory:
-            return ForestModel(ForestArrays.from_spark_model(fitted, directory), self.encoding)
+            return ForestModel(ForestArrays.from_spark_model(fitted, directory), split.encoding)
 
-    def evaluate(self, model: ForestModel, test, train) -> dict[str, float]:
-        return evaluate_forest(model, test)
+    def evaluate(self, model: ForestModel, split: ForestSplit) -> dict[str, float]:
+        return evaluate_forest(model, split.test)
 
-    def evaluate_registered(self, registered: RegisteredModel, test, train) -> dict[str, float]:
-        return evaluate_forest(ForestModel.load(registered.path), test)
+    def model_signature(self, model: ForestModel):
+        from headwater.apps.forest.pyfunc import signature
 
-    def to_artifacts(self, model: ForestModel, data, directory: Path) -> None:
-        model.save(directory)
-
-    def pyfunc_model(self):
-        from batch_layer.random_forest_pyfunc import RandomForestPyfuncModel
-
-        return RandomForestPyfuncModel()
-
-    def model_signature(self):
-        from batch_layer.random_forest_pyfunc import signature
-
-        return signature(self.encoding)
+        return signature(model.encoding)
 
     def describe(self, model: ForestModel) -> dict[str, Any]:
         importances = sorted(model.importances.items(), key=lambda item: -item[1])

@@ -5,39 +5,21 @@ every ``headwater.batch.generation-interval-sec`` (measured start to start; a ge
 the interval is followed by the next at once). A failed generation is logged and the loop goes on:
 the current champion keeps serving.
 
-The app's batch module (``App.layers["batch"]``, e.g. ``batch_layer.als``) must define exactly one
-:class:`~batch_layer.ml_update.MLApp` subclass, or the layer may name it as ``"module:Class"``.
+The configured app names its :class:`~headwater.api.BatchApp` (``App.batch``, e.g.
+``batch_layer.als:ALSUpdate``); a fresh instance runs each generation.
 """
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 import threading
 import time
+from collections.abc import Callable
 
-from batch_layer.ml_update import MLApp, MLUpdate, UpdateResult
-from headwater.config import Config, ConfigError
+from batch_layer.ml_update import MLUpdate, UpdateResult
+from headwater.config import Config
 from headwater.messages import ModelNotice, encode_model_notice
 
 log = logging.getLogger(__name__)
-
-
-def load_batch_app(config: Config) -> MLApp:
-    """An instance of the configured app's :class:`MLApp` (a fresh one per generation)."""
-    from headwater.apps import load_app
-
-    path = load_app(config.get("headwater.app"), config).layer_path("batch")
-    module_name, _, class_name = path.partition(":")
-    module = importlib.import_module(module_name)
-    if class_name:
-        return getattr(module, class_name)(config)
-    classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
-               if issubclass(c, MLApp) and c is not MLApp and c.__module__ == module.__name__]
-    if len(classes) != 1:
-        raise ConfigError(f"batch module {module_name} must define exactly one MLApp subclass "
-                          f"(or name one as '{module_name}:Class'), found {len(classes)}")
-    return classes[0](config)
 
 
 def publish_model_notice(config: Config, notice: ModelNotice) -> None:
@@ -47,21 +29,25 @@ def publish_model_notice(config: Config, notice: ModelNotice) -> None:
     were computed on older models, so the serving and speed layers start the new champion there
     instead of replaying the whole topic onto it.
     """
-    from headwater.kafka_io import LineProducer, ensure_topics, true_end_offsets
-    from headwater.registry import offsets_tag, set_version_tag
+    from headwater.kafka_admin import ensure_topics, true_end_offsets
+    from headwater.kafka_producer import LineProducer
+    from headwater.registry import TAG_UPDATE_OFFSET, offsets_tag, set_version_tag
 
     bootstrap = config.get("headwater.kafka.bootstrap-servers")
     ensure_topics(bootstrap, {config.update_topic: config.get("headwater.kafka.update-partitions")})
     ends = true_end_offsets(bootstrap, config.update_topic)
-    set_version_tag(config, notice.version, "update_offset", offsets_tag(ends))
+    set_version_tag(config, notice.version, TAG_UPDATE_OFFSET, offsets_tag(ends))
     with LineProducer(bootstrap) as producer:
         producer.send_bytes(config.update_topic, encode_model_notice(notice)).get(timeout=30)
     log.info("published MODEL notice for %s version %s on %s", notice.model_name, notice.version,
              config.update_topic)
 
 
-def run_batch_once(config: Config) -> UpdateResult | None:
-    """One generation on the latest ``events`` version; None when there are no events yet."""
+def run_batch_once(config: Config, publish: Callable[[ModelNotice], None] | None = None) -> UpdateResult | None:
+    """One generation on the latest ``events`` version; None when there are no events yet.
+
+    A promotion is announced by ``publish`` (default: a MODEL notice on ``<id>.update``).
+    """
     from deltalake import DeltaTable
 
     from headwater.delta_tables import read_table_version, storage_options
@@ -77,8 +63,8 @@ def run_batch_once(config: Config) -> UpdateResult | None:
     if data.isEmpty():
         log.info("events table version %s is empty: nothing to train on", version)
         return None
-    publish = lambda notice: publish_model_notice(config, notice)  # noqa: E731
-    return MLUpdate(load_batch_app(config), config, publish).run(data, version, input_offsets(data))
+    publish = publish or (lambda notice: publish_model_notice(config, notice))
+    return MLUpdate(config.app.resolve("batch")(config), config, publish).run(data, version, input_offsets(data))
 
 
 def input_offsets(events) -> dict[int, int]:

@@ -20,12 +20,13 @@ import numpy as np
 import requests
 from benchlib import latency_ms  # also puts the checkout on sys.path
 
-from batch_layer.als_pyfunc import ALSPyfuncModel
 from headwater import registry
-from headwater.als_factors import ALSFactors
+from headwater.apps.als.factors import ALSFactors
+from headwater.apps.als.pyfunc import ALSPyfuncModel
 from headwater.config import load_config
 from headwater.embedded import free_port, start_broker
-from headwater.kafka_io import LineProducer, ensure_topics
+from headwater.kafka_admin import ensure_topics
+from headwater.kafka_producer import LineProducer
 
 USERS, ITEMS, FEATURES = 2_000, 1_000, 20
 
@@ -36,7 +37,7 @@ def register_champion(config, directory: Path) -> None:
     factors = ALSFactors([f"u{n}" for n in range(USERS)], rng.normal(0, 0.3, (USERS, FEATURES)), items,
                          rng.normal(0, 0.3, (ITEMS, FEATURES)),
                          {f"u{n}": {items[n % ITEMS]} for n in range(USERS)}, implicit=True, regularization=0.1)
-    factors.save(directory / "factors")
+    factors.save(directory)
     registry.log_and_register(config, directory, ALSPyfuncModel(), {"layer": "batch"}, aliases=["champion"])
 
 

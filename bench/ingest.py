@@ -39,7 +39,8 @@ def overrides(broker: str, root: str, extra: list[str]) -> list[str]:
 
 
 def produce(broker: str, topic: str, lines: int, offset: int = 0) -> None:
-    from headwater.kafka_io import LineProducer, ensure_topics
+    from headwater.kafka_admin import ensure_topics
+    from headwater.kafka_producer import LineProducer
 
     ensure_topics(broker, {topic: PARTITIONS})
     with LineProducer(broker) as producer:

@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from headwater.config import load_config  # noqa: E402
 from headwater.embedded import free_port, start_broker  # noqa: E402
-from headwater.kafka_io import LineProducer, ensure_topics, true_end_offsets  # noqa: E402
+from headwater.kafka_admin import ensure_topics, true_end_offsets
+from headwater.kafka_producer import LineProducer  # noqa: E402
 from headwater.spark import get_spark  # noqa: E402
 
 

@@ -21,8 +21,8 @@ import numpy as np
 import requests
 from benchlib import latency_ms, server_process  # also puts the checkout on sys.path
 
+from headwater.apps.kmeans.clusters import KMeansClusters
 from headwater.input_format import InputSchema, SchemaCSVFormat
-from headwater.kmeans_clusters import KMeansClusters
 from headwater.messages import encode_up
 from speed_layer.kmeans import KMeansSpeedModel
 
@@ -35,7 +35,7 @@ import json, sys
 import numpy as np
 from waitress import serve
 from headwater.config import load_config
-from headwater.kmeans_clusters import KMeansClusters
+from headwater.apps.kmeans.clusters import KMeansClusters
 from serving_layer.app import create_app
 from serving_layer.kmeans import KMeansServingModel
 from serving_layer.model_manager import ModelManager

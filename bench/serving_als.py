@@ -24,7 +24,7 @@ DURATION_SEC = 20.0
 SERVER = r'''
 import sys
 from waitress import serve
-from headwater.als_factors import ALSFactors
+from headwater.apps.als.factors import ALSFactors
 from headwater.config import load_config
 from serving_layer.als_model import ALSServingModel
 from serving_layer.app import create_app
@@ -43,7 +43,7 @@ def make_model(directory: Path) -> int:
     X = rng.standard_normal((USERS, FEATURES), dtype=np.float32)
     Y = rng.standard_normal((ITEMS, FEATURES), dtype=np.float32)
     known = {f"u{u}": {f"i{i}" for i in rng.integers(0, ITEMS, 20)} for u in range(USERS)}
-    from headwater.als_factors import ALSFactors
+    from headwater.apps.als.factors import ALSFactors
 
     ALSFactors([f"u{u}" for u in range(USERS)], X, [f"i{i}" for i in range(ITEMS)], Y, known, True).save(directory)
     return X.nbytes + Y.nbytes

@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from headwater.als_factors import ALSFactors
-from headwater.input_format import ALSFormat
+from headwater.apps.als.events import ALSFormat
+from headwater.apps.als.factors import ALSFactors
 from headwater.messages import encode_up
 from speed_layer.als import ALSSpeedModel
 
@@ -55,11 +55,11 @@ def make_lines(n: int, users: int, items: int, batch: int, rng) -> list[str]:
 
 
 def run_end_to_end(model: ALSSpeedModel, batches: list[list[str]], tmp: str) -> dict:
-    from batch_layer.als_pyfunc import ALSPyfuncModel
     from headwater import registry
+    from headwater.apps.als.pyfunc import ALSPyfuncModel
     from headwater.config import load_config
     from headwater.embedded import free_port, start_broker
-    from headwater.kafka_io import LineProducer
+    from headwater.kafka_producer import LineProducer
     from speed_layer.runner import SpeedLayer
 
     port = free_port()
@@ -122,7 +122,8 @@ def main() -> None:
         end_to_end = run_end_to_end(model.copy(), batches, tmp) if args.spark else None
         if not args.no_broker:
             from headwater.embedded import free_port, start_broker
-            from headwater.kafka_io import LineProducer, ensure_topics
+            from headwater.kafka_admin import ensure_topics
+            from headwater.kafka_producer import LineProducer
 
             port = free_port()
             broker = start_broker("127.0.0.1", port, Path(tmp) / "broker.log")

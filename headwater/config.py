@@ -1,129 +1,49 @@
-"""Layered HOCON configuration: reference defaults, a `--conf` file, then `-D key=value` overrides.
+"""Layered HOCON configuration: reference defaults, the app's own reference, a `--conf` file, `-D` overrides.
 
-Every key must exist in ``conf/reference.conf`` (except under the open sections), and declared
-constraints are checked once at start-up, so a typo or a bad value stops the process with the
-key's full path and the file that set it.
+The core's ``reference.conf`` declares the framework's keys; the app that ``headwater.app`` names brings
+its own ``reference.conf`` for its section (``headwater.als`` and so on) and its constraints. Every key
+must be declared by one of the two (except under the open sections), and every constraint is checked
+once at start-up, so a typo or a bad value stops the process with the key's full path and the file that
+set it.
 
 >>> cfg = load_config(overrides=["headwater.id=demo", "headwater.app=als"])
->>> cfg.get("headwater.kafka.input-partitions")
-4
->>> cfg.input_topic, cfg.update_topic
-('demo.input', 'demo.update')
+>>> cfg.get("headwater.kafka.input-partitions"), cfg.get("headwater.als.implicit")
+(4, True)
+>>> cfg.input_topic, cfg.update_topic, cfg.app.name
+('demo.input', 'demo.update', 'als')
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pyhocon import ConfigFactory, ConfigTree
 from pyhocon.exceptions import ConfigException
 
+from headwater.api import App
+from headwater.apps import find_app
+from headwater.constraints import (
+    STRING,
+    STRINGS,
+    ConfigError,
+    Interval,
+    OfType,
+    Optional,
+    Options,
+    validate,
+)
+
 REFERENCE_CONF = Path(__file__).with_name("reference.conf")
-# Sections whose keys are user-defined, so they are not checked against reference.conf.
-OPEN_SECTIONS = ("headwater.spark.conf", "headwater.serving.rescorer-args", "headwater.storage.options")
+# Sections whose keys are user-defined, so they are not checked against the reference files.
+OPEN_SECTIONS = ("headwater.spark.conf", "headwater.storage.options")
 
-
-class ConfigError(ValueError):
-    """A configuration key is unknown, missing or has a bad value; the message names key and file."""
-
-
-# --- constraints (scikit-learn's _parameter_constraints, for config paths) ---------------------
-
-@dataclass(frozen=True)
-class Interval:
-    """A number of ``kind`` (int or float) in [low, high] (a bound of None is open)."""
-
-    kind: type
-    low: float | None = None
-    high: float | None = None
-    closed_low: bool = True
-    closed_high: bool = True
-
-    def check(self, value: Any) -> str | None:
-        kinds = (int,) if self.kind is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            return f"must be {self._describe()}"
-        if self.low is not None and (value < self.low or (value == self.low and not self.closed_low)):
-            return f"must be {self._describe()}"
-        if self.high is not None and (value > self.high or (value == self.high and not self.closed_high)):
-            return f"must be {self._describe()}"
-        return None
-
-    def _describe(self) -> str:
-        name = "an int" if self.kind is int else "a number"
-        lo = "-inf" if self.low is None else self.low
-        hi = "inf" if self.high is None else self.high
-        left = "[" if self.closed_low and self.low is not None else "("
-        right = "]" if self.closed_high and self.high is not None else ")"
-        return f"{name} in the range {left}{lo}, {hi}{right}"
-
-
-@dataclass(frozen=True)
-class Options:
-    """One of a fixed set of strings."""
-
-    values: tuple[str, ...]
-
-    def check(self, value: Any) -> str | None:
-        if value not in self.values:
-            return "must be one of " + ", ".join(repr(v) for v in self.values)
-        return None
-
-
-@dataclass(frozen=True)
-class OfType:
-    """A value of the given Python type(s)."""
-
-    kinds: tuple[type, ...]
-    description: str
-
-    def check(self, value: Any) -> str | None:
-        if isinstance(value, bool) and bool not in self.kinds:
-            return f"must be {self.description}"
-        return None if isinstance(value, self.kinds) else f"must be {self.description}"
-
-
-@dataclass(frozen=True)
-class ListOf:
-    """A non-empty list whose items all satisfy ``item``."""
-
-    item: Any
-    allow_empty: bool = False
-
-    def check(self, value: Any) -> str | None:
-        if not isinstance(value, list) or (not value and not self.allow_empty):
-            return "must be a " + ("" if self.allow_empty else "non-empty ") + "list"
-        for v in value:
-            problem = self.item.check(v)
-            if problem:
-                return f"must be a list whose items each {problem.removeprefix('must ')}"
-        return None
-
-
-@dataclass(frozen=True)
-class Optional:
-    """None, or a value satisfying ``inner``."""
-
-    inner: Any
-
-    def check(self, value: Any) -> str | None:
-        if value is None:
-            return None
-        problem = self.inner.check(value)
-        return None if problem is None else f"{problem} or null"
-
-
-STRING = OfType((str,), "a string")
-BOOL = OfType((bool,), "true or false")
-STRINGS = ListOf(STRING, allow_empty=True)
-
-# Constraints of the shared (non-app) keys. Apps add theirs through `App.config_constraints`.
+# Constraints of the core keys; an app adds those of its section (App.constraints).
 CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.id": OfType((str,), "a string naming the app instance"),
-    "headwater.app": OfType((str,), "an app name or 'module:Class'"),
+    "headwater.app": OfType((str,), "an app name or 'package.module:APP'"),
     "headwater.kafka.bootstrap-servers": STRING,
     "headwater.kafka.input-partitions": Interval(int, 1),
     "headwater.kafka.update-partitions": Interval(int, 1, 1),
@@ -164,15 +84,16 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.ml.eval.seed": Interval(int, 0),
 }
 
+Layer = tuple[str, ConfigTree]
 
-# --- loading -------------------------------------------------------------------------------------
 
 class Config:
     """The merged configuration plus where each value came from (for error messages)."""
 
-    def __init__(self, tree: ConfigTree, layers: Sequence[tuple[str, ConfigTree]]):
+    def __init__(self, tree: ConfigTree, layers: Sequence[Layer], references: Sequence[Layer]):
         self._tree = tree
         self._layers = list(layers)
+        self._references = list(references)
 
     def get(self, path: str, default: Any = ConfigException) -> Any:
         try:
@@ -189,13 +110,21 @@ class Config:
 
     def source_of(self, path: str) -> str:
         """The file (or '-D override') that set ``path``, highest precedence first."""
-        for name, layer in reversed(self._layers):
+        for name, layer in reversed([*self._references, *self._layers]):
             try:
                 layer.get(path)
                 return name
             except (ConfigException, KeyError):
                 continue
         return str(REFERENCE_CONF)
+
+    @cached_property
+    def app(self) -> App:
+        """The App that ``headwater.app`` names."""
+        name = self.get("headwater.app", None)
+        if name is None:
+            raise ConfigError(f"headwater.app is not set (in {self.source_of('headwater.app')})")
+        return find_app(name)
 
     # Names derived from the app id: one place decides them.
     @property
@@ -226,67 +155,82 @@ class Config:
         return _checked([*self._layers, *(_override_layer(o) for o in overrides)])
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = (),
-                constraints: Mapping[str, Any] | None = None) -> Config:
-    """Load reference defaults, then ``path``, then ``key=value`` overrides, and validate.
-
-    ``constraints`` defaults to the core constraints plus those of the configured app.
-    """
-    layers = [(str(REFERENCE_CONF), _parse_file(REFERENCE_CONF))]
+def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Load the reference defaults (core and app), then ``path``, then ``key=value`` overrides, and validate."""
+    layers = []
     if path is not None:
         if not Path(path).is_file():
             raise ConfigError(f"config file {path} does not exist")
         layers.append((str(path), _parse_file(Path(path))))
     layers.extend(_override_layer(o) for o in overrides)
-    return _checked(layers, constraints)
+    return _checked(layers)
 
 
-def _checked(layers: Sequence[tuple[str, ConfigTree]], constraints: Mapping[str, Any] | None = None) -> Config:
-    config = _merge(layers)
-    check_known_keys(config)
-    if constraints is None:
-        constraints = dict(CORE_CONSTRAINTS)
-        app_name = config.get("headwater.app", None)
-        if app_name is not None:
-            from headwater.apps import load_app  # apps import config: load late
-            constraints.update(load_app(app_name, config).config_constraints)
-    validate(config, constraints)
+def _checked(layers: Sequence[Layer]) -> Config:
+    core = (str(REFERENCE_CONF), _core_reference())
+    app_name = _merge([core, *layers]).get("headwater.app", None)
+    app = find_app(app_name) if app_name is not None else None
+    references = [core]
+    constraints = dict(CORE_CONSTRAINTS)
+    if app is not None:
+        references.append(_app_reference(app))
+        constraints.update(app.constraints)
+    tree = _merge([*references, *layers])
+    config = Config(tree, layers, references)
+    _check_known_keys(layers, references, app)
+    validate(lambda p: config.get(p, None), config.source_of, constraints)
     return config
 
 
-def validate(config: Config, constraints: Mapping[str, Any]) -> None:
-    for path, constraint in constraints.items():
-        value = config.get(path, None)
-        problem = constraint.check(value)
-        if problem:
-            raise ConfigError(f"{path} {problem} in {config.source_of(path)}, got {value!r}")
+def _core_reference() -> ConfigTree:
+    if REFERENCE_CONF.is_file():
+        return _parse(REFERENCE_CONF.read_text(), str(REFERENCE_CONF))
+    # headwater imported from a zip (spark-submit --py-files): the file has no path of its own
+    from importlib.resources import files
+
+    return _parse(files("headwater").joinpath("reference.conf").read_text(), "headwater/reference.conf")
 
 
-def check_known_keys(config: Config) -> None:
-    known = set(_leaf_paths(_parse_file(REFERENCE_CONF)))
+def _app_reference(app: App) -> Layer:
+    name = f"{app.package.replace('.', '/')}/reference.conf"
+    tree = _parse(app.reference_conf(), name)
+    outside = [p for p in _leaf_paths(tree) if not (p + ".").startswith(app.config_section + ".")]
+    if outside:
+        raise ConfigError(f"app {app.name!r} declares {outside[0]} in {name}, outside its section "
+                          f"{app.config_section}")
+    return name, tree
+
+
+def _check_known_keys(layers: Sequence[Layer], references: Sequence[Layer], app: App | None) -> None:
+    """Every key a file or override sets must be declared by the core's or the app's reference.conf."""
+    known = {p for _, tree in references for p in _leaf_paths(tree)}
     known_prefixes = {p.rsplit(".", i)[0] for p in known for i in range(p.count(".") + 1)}
-    for name, layer in config._layers[1:]:
+    for name, layer in layers:
         for path in _leaf_paths(layer):
-            if path in known or any(path.startswith(s + ".") or path == s for s in OPEN_SECTIONS):
+            if path in known or path in known_prefixes:  # a prefix: e.g. an empty object for a known section
                 continue
-            if path in known_prefixes:  # e.g. an empty object for a known section
+            if any(path.startswith(s + ".") or path == s for s in OPEN_SECTIONS):
                 continue
-            raise ConfigError(f"{path} is not a headwater configuration key (in {name})")
+            declared_by = f"the core or app {app.name!r}" if app is not None else "the core (no headwater.app set)"
+            raise ConfigError(f"{path} is not a headwater configuration key (in {name}; keys are declared by "
+                              f"{declared_by})")
 
 
 def _parse_file(path: Path) -> ConfigTree:
     try:
-        if path == REFERENCE_CONF and not path.is_file():
-            # headwater imported from a zip (spark-submit --py-files): the file has no path of its own
-            from importlib.resources import files
-
-            return ConfigFactory.parse_string(files("headwater").joinpath("reference.conf").read_text())
-        return ConfigFactory.parse_file(str(path))
+        return ConfigFactory.parse_file(str(path))  # a file's includes resolve relative to it
     except Exception as exc:  # pyhocon raises several unrelated types for syntax errors
         raise ConfigError(f"cannot parse {path}: {exc}") from exc
 
 
-def _override_layer(override: str) -> tuple[str, ConfigTree]:
+def _parse(text: str, name: str) -> ConfigTree:
+    try:
+        return ConfigFactory.parse_string(text)
+    except Exception as exc:  # pyhocon raises several unrelated types for syntax errors
+        raise ConfigError(f"cannot parse {name}: {exc}") from exc
+
+
+def _override_layer(override: str) -> Layer:
     key, sep, value = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {override!r} must look like key=value")
@@ -304,11 +248,11 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _merge(layers: Sequence[tuple[str, ConfigTree]]) -> Config:
+def _merge(layers: Sequence[Layer]) -> ConfigTree:
     merged = ConfigTree()
     for _, layer in layers:
         merged = ConfigTree.merge_configs(merged, layer, copy_trees=True)
-    return Config(merged, layers)
+    return merged
 
 
 def _leaf_paths(tree: ConfigTree, prefix: str = "") -> Iterable[str]:
@@ -328,3 +272,6 @@ def _plain(value: Any) -> Any:
     if type(value).__name__ == "NoneValue":
         return None
     return value
+
+
+__all__ = ["CORE_CONSTRAINTS", "Config", "ConfigError", "load_config"]

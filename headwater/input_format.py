@@ -1,16 +1,10 @@
 """Parsing input lines into typed columns, shared by ingestion, the speed layer and the serving layer.
 
-Two formats, as in Oryx: ALS events ``user,item[,strength[,timestamp_ms]]`` (an empty strength is a
-delete) and CSV rows following ``headwater.input-schema``. Either may also be a JSON array. A line
-that does not parse is returned with the reason instead of raising, so one bad record never stops
-a job.
-
->>> fmt = ALSFormat()
->>> parsed = fmt.parse(["u1,i1,2.5,1000", "u2,i2", "u3,i3,", "just-one-field"])
->>> parsed.table.column("strength").to_pylist()
-[2.5, 1.0, None]
->>> parsed.rejected
-[(3, 'expected 2 to 4 comma-separated fields user,item[,strength[,timestamp]], got 1')]
+An input format turns text lines into a pyarrow table plus ``(line index, reason)`` for the lines
+it refuses, and never raises for a bad line, so one bad record never stops a job. This module has
+what the formats share (:class:`ParsedLines`, splitting a CSV line or a JSON array, number
+checks) and the schema-driven CSV rows of Oryx's ``input-schema`` (k-means and forests); an app
+with its own line format (ALS events) defines it in its package.
 """
 from __future__ import annotations
 
@@ -23,7 +17,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from headwater.config import Config, ConfigError
+from headwater.constraints import ConfigError
 
 
 @dataclass
@@ -34,7 +28,7 @@ class ParsedLines:
     rejected: list[tuple[int, str]]
 
 
-def _split_line(line: str) -> list[str]:
+def split_line(line: str) -> list[str]:
     stripped = line.strip()
     if stripped.startswith("["):
         values = json.loads(stripped)
@@ -46,55 +40,7 @@ def _split_line(line: str) -> list[str]:
     return stripped.split(",")
 
 
-class ALSFormat:
-    """``user,item[,strength[,timestamp_ms]]``; a missing strength means 1, an empty one a delete."""
-
-    schema = pa.schema([
-        ("user", pa.string()), ("item", pa.string()),
-        ("strength", pa.float64()), ("event_time_ms", pa.int64()),
-    ])
-
-    def parse(self, lines: Sequence[str]) -> ParsedLines:
-        index, users, items, strengths, times, rejected = [], [], [], [], [], []
-        for i, line in enumerate(lines):
-            try:
-                user, item, strength, ts = self._parse_one(line)
-            except ValueError as exc:
-                rejected.append((i, str(exc)))
-                continue
-            index.append(i)
-            users.append(user)
-            items.append(item)
-            strengths.append(strength)
-            times.append(ts)
-        table = pa.table({"line_index": pa.array(index, pa.int32()), "user": users, "item": items,
-                          "strength": pa.array(strengths, pa.float64()),
-                          "event_time_ms": pa.array(times, pa.int64())})
-        return ParsedLines(table, rejected)
-
-    @staticmethod
-    def _parse_one(line: str) -> tuple[str, str, float | None, int | None]:
-        try:
-            fields = _split_line(line)
-        except (ValueError, csv.Error) as exc:
-            raise ValueError(f"not a CSV line or JSON array: {exc}") from None
-        if not 2 <= len(fields) <= 4:
-            raise ValueError("expected 2 to 4 comma-separated fields user,item[,strength[,timestamp]], "
-                             f"got {len(fields)}")
-        user, item = fields[0].strip(), fields[1].strip()
-        if not user or not item:
-            raise ValueError("user and item must not be empty")
-        strength: float | None = 1.0
-        if len(fields) >= 3:
-            text = fields[2].strip()
-            strength = None if text == "" else _number(text, "strength")
-        ts = None
-        if len(fields) == 4 and fields[3].strip():
-            ts = _integer(fields[3].strip(), "timestamp")
-        return user, item, strength, ts
-
-
-def _number(text: str, name: str) -> float:
+def parse_number(text: str, name: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -104,7 +50,7 @@ def _number(text: str, name: str) -> float:
     return value
 
 
-def _integer(text: str, name: str) -> int:
+def parse_integer(text: str, name: str) -> int:
     try:
         return int(text)
     except ValueError:
@@ -151,7 +97,7 @@ class InputSchema:
                            if f not in set(self.ignored) | set(self.ids) and f != target]
 
     @classmethod
-    def from_config(cls, config: Config) -> InputSchema:
+    def from_config(cls, config) -> InputSchema:
         s = config.section("headwater.input-schema")
         return cls(s.get("feature-names", []), s.get("numeric-features", []),
                    s.get("categorical-features", []), s.get("ignored-features", []),
@@ -183,6 +129,11 @@ class SchemaCSVFormat:
         self.schema = pa.schema([(f, pa.float64() if numeric else pa.string())
                                  for _, f, numeric in self._positions])
 
+    @classmethod
+    def from_config(cls, config) -> SchemaCSVFormat:
+        """The rows of ``headwater.input-schema`` (the input format of k-means and the forests)."""
+        return cls(InputSchema.from_config(config))
+
     def parse(self, lines: Sequence[str]) -> ParsedLines:
         fast = self._parse_clean_csv(lines)
         if fast is not None:
@@ -192,11 +143,11 @@ class SchemaCSVFormat:
         expected = len(self.input_schema.feature_names)
         for i, line in enumerate(lines):
             try:
-                fields = _split_line(line)
+                fields = split_line(line)
                 if len(fields) != expected:
                     raise ValueError(f"expected {expected} fields {','.join(self.input_schema.feature_names)}, "
                                      f"got {len(fields)}")
-                row = [(_number(fields[p].strip(), f"feature {f!r}") if numeric else fields[p].strip())
+                row = [(parse_number(fields[p].strip(), f"feature {f!r}") if numeric else fields[p].strip())
                        for p, f, numeric in self._positions]
             except (ValueError, csv.Error) as exc:
                 rejected.append((i, str(exc)))
@@ -243,10 +194,3 @@ class SchemaCSVFormat:
                 column = pc.utf8_trim_whitespace(column)
             arrays[name] = column
         return ParsedLines(pa.table(arrays), [])
-
-
-def input_format_for(config: Config):
-    """The input format of the configured app: ALS events or schema-driven CSV rows."""
-    from headwater.apps import load_app
-
-    return load_app(config.get("headwater.app"), config).input_format(config)

@@ -32,7 +32,7 @@ from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPart
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows, SupportsTriggerAvailableNow
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
-from headwater.kafka_io import RESET_PROBE_TIMEOUT_MS, new_consumer, new_probe_consumer, true_end_offsets
+from headwater.kafka_admin import RESET_PROBE_TIMEOUT_MS, new_consumer, new_probe_consumer, true_end_offsets
 
 log = logging.getLogger(__name__)
 

@@ -2,11 +2,13 @@
 
 A message is a JSON object with a ``type``: ``MODEL`` announces a newly registered model version
 (models never travel over Kafka, only this notice), ``UP`` carries an app-specific incremental
-update. A record that is not a valid message decodes to ``None`` so callers log and skip it.
+update (encoded and decoded by the app's ``updates`` module) and, when known, the registry version
+of the model it was computed on (``base``). A record that is not a valid message decodes to
+``None`` so callers log and skip it.
 
->>> raw = encode_up(["X", "u1", [0.5, 1.0], ["i1"]])
+>>> raw = encode_up(["X", "u1", [0.5, 1.0], ["i1"]], base_version=3)
 >>> decode_update(raw)
-UpdateMessage(type=<MessageType.UP: 'UP'>, payload=['X', 'u1', [0.5, 1.0], ['i1']])
+UpdateMessage(type=<MessageType.UP: 'UP'>, payload=['X', 'u1', [0.5, 1.0], ['i1']], base_version=3)
 >>> decode_update(b"not json") is None
 True
 """
@@ -18,6 +20,8 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+
+from headwater.registry import CHAMPION
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,7 @@ class ModelNotice:
     model_name: str
     version: int
     delta_version: int | None
-    alias: str = "champion"
+    alias: str = CHAMPION
     produced_at_ms: int = 0
 
 
@@ -42,6 +46,7 @@ class ModelNotice:
 class UpdateMessage:
     type: MessageType
     payload: Any
+    base_version: int | None = None
 
 
 def encode_model_notice(notice: ModelNotice) -> bytes:
@@ -56,8 +61,11 @@ def encode_model_notice(notice: ModelNotice) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def encode_up(payload: Any) -> bytes:
-    return json.dumps({"type": MessageType.UP.value, "payload": payload}, separators=(",", ":")).encode()
+def encode_up(payload: Any, base_version: int | None = None) -> bytes:
+    body = {"type": MessageType.UP.value, "payload": payload}
+    if base_version is not None:
+        body["base"] = int(base_version)
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def decode_update(raw: bytes | str | None) -> UpdateMessage | None:
@@ -66,15 +74,16 @@ def decode_update(raw: bytes | str | None) -> UpdateMessage | None:
         body = json.loads(raw)
         kind = MessageType(body["type"])
         if kind is MessageType.UP:
-            return UpdateMessage(kind, body["payload"])
+            base = body.get("base")
+            return UpdateMessage(kind, body["payload"], None if base is None else int(base))
         notice = ModelNotice(
             model_name=str(body["model_name"]),
             version=int(body["version"]),
             delta_version=None if body.get("delta_version") is None else int(body["delta_version"]),
-            alias=str(body.get("alias", "champion")),
+            alias=str(body.get("alias", CHAMPION)),
             produced_at_ms=int(body.get("produced_at_ms", 0)),
         )
         return UpdateMessage(kind, notice)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, RecursionError) as exc:
         log.warning("skipping malformed update message %.200r: %s", raw, exc)
         return None

@@ -1,9 +1,10 @@
 """The MLflow model registry as headwater uses it: one registered model per app id, pyfunc versions, aliases.
 
 Layers never call MLflow themselves: the batch layer logs and registers through
-:func:`log_and_register`, the speed and serving layers fetch a version through :func:`download_alias`.
+:func:`log_and_register`, the speed and serving layers find where to start through :func:`resume_point`.
 Version tags record lineage (``layer``, ``delta_version``, ``base_version``, ``update_offset``, counts);
-aliases say which version plays which role (``champion``, ``speed``, ``challenger``).
+aliases say which version plays which role (``champion``, ``speed``, ``challenger``). A version's
+artifacts are one directory (the app's saved state), logged as the pyfunc artifact ``model``.
 
 Downloaded versions are cached under ``<headwater.stack.var-dir>/registry-cache/<name>/<version>``:
 a registered version never changes, so a replica restarts without downloading it again.
@@ -22,13 +23,25 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from headwater.config import Config
+if TYPE_CHECKING:
+    from headwater.config import Config
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME_IN_RUN = "model"
+# The pyfunc artifact holding a version's saved state (what the app's state class loads).
+MODEL_ARTIFACT = "model"
+
+# Aliases: the batch model that serves, the latest speed snapshot, an optional model under test.
+CHAMPION, SPEED, CHALLENGER = "champion", "speed", "challenger"
+# Version tags.
+TAG_LAYER = "layer"                  # batch | speed
+TAG_DELTA_VERSION = "delta_version"  # the events table version a batch model read
+TAG_BASE_VERSION = "base_version"    # the champion a speed snapshot was built on
+TAG_UPDATE_OFFSET = "update_offset"  # the first <id>.update offset the version does not reflect
+TAG_INPUT_OFFSETS = "input_offsets"  # where a batch model's training data ends in <id>.input
 # Listing requirements explicitly keeps MLflow from inferring them by importing the model in a
 # subprocess and asking pip: measured 0.04 s per log_model instead of 2 s.
 PIP_REQUIREMENTS = ("mlflow", "numpy", "pandas", "pyarrow")
@@ -36,7 +49,7 @@ PIP_REQUIREMENTS = ("mlflow", "numpy", "pandas", "pyarrow")
 
 @dataclass(frozen=True)
 class RegisteredModel:
-    """One downloaded model version: ``path`` holds its artifacts (``path / "factors"`` for ALS)."""
+    """One downloaded model version: ``path`` is the directory of its saved state."""
 
     name: str
     version: int
@@ -137,17 +150,16 @@ def download_alias(config: Config, alias: str) -> RegisteredModel | None:
 
 def log_and_register(config: Config, artifacts_dir: Path, python_model: Any, tags: Mapping[str, Any],
                      aliases: Sequence[str], run_id: str | None = None, signature: Any = None) -> RegisteredModel:
-    """Log ``artifacts_dir``'s entries as a pyfunc model's artifacts, register it, tag it, set aliases.
+    """Log ``artifacts_dir`` as a pyfunc model's ``model`` artifact, register it, tag it, set aliases.
 
-    Each entry of ``artifacts_dir`` becomes one named artifact (``factors`` for ALS), found again at
-    ``RegisteredModel.path / <name>``. The model is logged into run ``run_id`` (the active run when it
-    is that one), or into a new run of the app's experiment.
+    The model is logged into run ``run_id`` (the active run when it is that one), or into a new run of
+    the app's experiment. The returned version's ``path`` is a cached copy of ``artifacts_dir``.
     """
     import mlflow
 
     mlflow_client = client(config)
     name = registered_model_name(config)
-    artifacts = {entry.name: str(entry) for entry in sorted(Path(artifacts_dir).iterdir())}
+    artifacts = {MODEL_ARTIFACT: str(artifacts_dir)}
     active = mlflow.active_run()
     if active is not None and active.info.run_id == run_id:
         info = _log_pyfunc(python_model, artifacts, signature)
@@ -201,10 +213,16 @@ def _download_version(config: Config, name: str, version: int) -> Path:
         model_dir = mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{name}/{version}", dst_path=scratch,
             tracking_uri=tracking_uri(config), registry_uri=tracking_uri(config))
-        # pyfunc keeps the named artifacts in the model's "artifacts" folder.
-        _install(Path(model_dir) / "artifacts", path)
+        _install(Path(model_dir) / _artifact_path(Path(model_dir)), path)
     log.info("downloaded %s version %s to %s", name, version, path)
     return path
+
+
+def _artifact_path(model_dir: Path) -> str:
+    """Where pyfunc put the ``model`` artifact in a downloaded model (MLflow names the folder after the source)."""
+    from mlflow.models import Model
+
+    return Model.load(str(model_dir)).flavors["python_function"]["artifacts"][MODEL_ARTIFACT]["path"]
 
 
 def _install(source: Path, path: Path) -> None:
@@ -220,5 +238,36 @@ def _install(source: Path, path: Path) -> None:
             raise
 
 
-__all__ = ["RegisteredModel", "registered_model_name", "experiment_id", "download_alias", "get_alias_version",
-           "set_alias", "log_and_register", "client"]
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a layer starts: the version to load, the champion it stands for, the update-topic offset."""
+
+    chosen: RegisteredModel
+    champion_version: int
+    update_offset: int
+
+
+def resume_point(config: Config) -> ResumePoint | None:
+    """The one rule by which the speed and serving layers start (None while there is no champion).
+
+    Load the ``speed`` snapshot when it was built on the current champion (it is the champion plus
+    the UPs before its ``update_offset``), else the champion; follow ``<id>.update`` from the chosen
+    version's ``update_offset`` tag, else the champion's, else the topic's beginning. UPs before that
+    offset were computed on older models or are already in the snapshot.
+    """
+    champion = download_alias(config, CHAMPION)
+    if champion is None:
+        return None
+    chosen = champion
+    snapshot = download_alias(config, SPEED)
+    if snapshot is not None and snapshot.tags.get(TAG_BASE_VERSION) == str(champion.version):
+        chosen = snapshot
+    offsets = (parse_offsets_tag(chosen.tags.get(TAG_UPDATE_OFFSET))
+               or parse_offsets_tag(champion.tags.get(TAG_UPDATE_OFFSET)) or {})
+    # the update topic has exactly one partition (headwater.kafka.update-partitions)
+    return ResumePoint(chosen, champion.version, offsets.get(0, 0))
+
+
+__all__ = ["CHALLENGER", "CHAMPION", "MODEL_ARTIFACT", "SPEED", "RegisteredModel", "ResumePoint", "client",
+           "download_alias", "experiment_id", "get_alias_version", "log_and_register", "registered_model_name",
+           "resume_point", "set_alias"]

@@ -88,7 +88,7 @@ class Stack:
         return started
 
     def create_topics(self) -> list[str]:
-        from headwater.kafka_io import ensure_topics
+        from headwater.kafka_admin import ensure_topics
 
         return ensure_topics(self.bootstrap_servers, {
             self.config.input_topic: self.config.get("headwater.kafka.input-partitions"),

@@ -10,15 +10,14 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
-from headwater.input_format import ALSFormat
+from headwater.apps.als.events import ALSFormat
 from serving_layer import formats
 from serving_layer.als_model import ALSServingModel
-from serving_layer.app import models, send_input_lines
+from serving_layer.app_context import models, rescorer, send_input_lines
 from serving_layer.errors import ApiError, not_found
 
-ServingModel = ALSServingModel
 bp = Blueprint("als", __name__)
 
 
@@ -42,7 +41,7 @@ def _item_vector(model: ALSServingModel, item: str) -> np.ndarray:
 
 def _rescorer(user):
     """The configured rescorer bound to this request's user and ``rescorerParams``, or None."""
-    rescore = current_app.extensions.get("headwater.rescorer")
+    rescore = rescorer()
     if rescore is None:
         return None
     params = request.args.getlist("rescorerParams")

@@ -1,13 +1,7 @@
-"""The ALS model as the serving layer holds it: growable factor tables, known items, exact top-N.
-
-Reads never lock: each :class:`FactorTable` publishes an immutable view (vectors, ids, norms of the
-first n rows) by swapping one reference, and a reader uses the view it took. The single writer
-(the update-topic tail) fills a row before publishing it; capacity grows geometrically so adding
-items from UP messages copies the table O(log n) times, not per message. A vector overwritten in
-place may be read half-updated by a concurrent request, which only blurs one score for one query.
+"""The ALS model as the serving layer holds it: factor tables, known items, exact top-N, anonymous fold-in.
 
 >>> import numpy as np
->>> from headwater.als_factors import ALSFactors
+>>> from headwater.apps.als.factors import ALSFactors
 >>> model = ALSServingModel(ALSFactors(["u"], [[1.0, 0.0]], ["a", "b", "c"],
 ...                                    [[0.9, 0.0], [0.1, 0.0], [0.5, 0.5]], {"u": {"a"}}, True))
 >>> model.top_n(model.users.vector("u"), 2, exclude=model.known_rows("u"))
@@ -18,168 +12,17 @@ place may be read half-updated by a concurrent request, which only blurs one sco
 """
 from __future__ import annotations
 
-import os
-import queue
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
-from typing import NamedTuple
 
 import numpy as np
 
-from headwater.als_factors import ALSFactors, GramianSolver, target_estimates
-
-GROWTH = 1.5
-
-
-class TableView(NamedTuple):
-    vectors: np.ndarray   # (n, k) float32, a view of the table's buffer
-    ids: np.ndarray       # (n,) numpy str array
-    norms: np.ndarray     # (n,) float32
-
-
-class IdIndex:
-    """id -> row without a Python string and dict entry per row.
-
-    The ids loaded with a model live in one sorted numpy array searched with ``searchsorted``
-    (a million ids take ~30 MB instead of ~110 MB as str objects in a dict); ids added later by
-    UP messages, a small minority, go to a dict.
-
-    >>> index = IdIndex(np.array(["b", "a", "c"]))
-    >>> index.get("c"), index.get("z")
-    (2, None)
-    >>> index.add("z", 3); index.get("z")
-    3
-    """
-
-    def __init__(self, ids: np.ndarray):
-        self._order = np.argsort(ids, kind="stable")
-        self._sorted = ids[self._order]
-        self._added: dict[str, int] = {}
-
-    def get(self, id_: str) -> int | None:
-        row = self._added.get(id_)
-        if row is not None or not len(self._sorted):
-            return row
-        at = int(np.searchsorted(self._sorted, id_))
-        if at < len(self._sorted) and self._sorted[at] == id_:
-            return int(self._order[at])
-        return None
-
-    def __contains__(self, id_: str) -> bool:
-        return self.get(id_) is not None
-
-    def add(self, id_: str, row: int) -> None:
-        self._added[id_] = row
-
-
-class FactorTable:
-    """Rows of float32 vectors keyed by id, appendable without copying on every append."""
-
-    def __init__(self, ids, vectors: np.ndarray):
-        n, k = vectors.shape
-        self._ids = np.asarray(ids, dtype=str) if len(ids) else np.empty(0, dtype="<U1")
-        self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self._norms = np.linalg.norm(self._vectors, axis=1).astype(np.float32)
-        self.index = IdIndex(self._ids)
-        self.features = k
-        self.version = 0  # bumped on every write, so caches derived from the table know they are stale
-        self._publish(n)
-
-    def _publish(self, n: int) -> None:
-        self.view = TableView(self._vectors[:n], self._ids[:n], self._norms[:n])
-
-    def __len__(self) -> int:
-        return len(self.view.ids)
-
-    def vector(self, id_: str) -> np.ndarray | None:
-        row = self.index.get(id_)
-        return None if row is None else self._vectors[row]
-
-    def rows(self, ids: Iterable[str]) -> np.ndarray:
-        found = (self.index.get(i) for i in ids)
-        return np.fromiter((row for row in found if row is not None), dtype=np.intp)
-
-    def upsert(self, id_: str, vector) -> None:
-        """Set one row (single writer); idempotent for the same (id, vector)."""
-        vector = np.asarray(vector, dtype=np.float32)
-        if vector.shape != (self.features,):
-            raise ValueError(f"vector of {id_!r} has {vector.size} values, the model has {self.features} features")
-        row = self.index.get(id_)
-        if row is None:
-            row = len(self)
-            if row == len(self._ids) or len(id_) > self._ids.dtype.itemsize // 4:
-                self._grow(max(16, int(row * GROWTH)) if row == len(self._ids) else len(self._ids), len(id_))
-            self._ids[row] = id_
-        self._vectors[row] = vector
-        self._norms[row] = np.linalg.norm(vector)
-        self.version += 1
-        if row == len(self):
-            self.index.add(id_, row)
-            self._publish(row + 1)
-
-    def _grow(self, capacity: int, id_length: int) -> None:
-        n = len(self)
-        vectors = np.empty((capacity, self.features), dtype=np.float32)
-        vectors[:n] = self._vectors[:n]
-        # numpy str arrays have a fixed width: widen it when a longer id arrives
-        width = max(id_length, self._ids.dtype.itemsize // 4, 1)
-        ids = np.empty(capacity, dtype=f"<U{width}")
-        ids[:n] = self._ids[:n]
-        norms = np.empty(capacity, dtype=np.float32)
-        norms[:n] = self._norms[:n]
-        # readers keep the old buffers through their views; the new ones are published with the next row
-        self._vectors, self._ids, self._norms = vectors, ids, norms
-
-
-def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest finite scores, best first, without sorting all of them.
-
-    The k-th largest of a strided sample is a lower bound of the k-th largest overall, so every
-    true top-k score is ≥ it; only those few candidates are ranked (about 20x faster than
-    ``argpartition`` over a million scores).
-    """
-    n = len(scores)
-    k = min(k, n)
-    if k <= 0:
-        return np.zeros(0, dtype=np.intp)
-    sample = scores[:: max(1, n // 4096)]
-    candidates = None
-    if len(sample) > 4 * k:
-        bound = np.partition(sample, len(sample) - k)[len(sample) - k]
-        if np.isfinite(bound):
-            candidates = np.flatnonzero(scores >= bound)
-    if candidates is None:
-        candidates = np.flatnonzero(np.isfinite(scores))
-    chosen = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
-    return chosen[np.isfinite(scores[chosen])]
-
-
-class ScoreBuffers:
-    """Reused score arrays for scoring the whole item matrix, lent to at most ``slots`` requests at once.
-
-    A fresh 4 MB score array per request (1M items) made glibc keep ~80 MB of freed heap across
-    the server's threads (bench/serving_als.py), and more concurrent matrix products than cores only
-    queue up for memory bandwidth: so requests borrow one of ``slots`` buffers (one per core).
-    """
-
-    def __init__(self, slots: int = 0):
-        self._free: queue.LifoQueue = queue.LifoQueue()
-        for _ in range(slots or os.cpu_count() or 2):
-            self._free.put(np.empty(0, dtype=np.float32))
-
-    @contextmanager
-    def borrow(self, n: int):
-        buffer = self._free.get()
-        if len(buffer) < n:
-            buffer = np.empty(int(n * GROWTH) + 16, dtype=np.float32)
-        try:
-            yield buffer[:n]
-        finally:
-            self._free.put(buffer)
-
+from headwater.apps.als import updates
+from headwater.apps.als.factors import ALSFactors, summarize
+from headwater.apps.als.fold_in import GramianSolver, target_estimates
+from serving_layer.vector_store import FactorTable, ScoreBuffers, top_indices
 
 Rescorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -202,8 +45,8 @@ class ALSServingModel:
         self._buffers = ScoreBuffers()
 
     @classmethod
-    def from_registered(cls, registered) -> ALSServingModel:
-        return cls(ALSFactors.load(registered.path / "factors"), version=registered.version)
+    def from_registered(cls, registered, config=None) -> ALSServingModel:
+        return cls(ALSFactors.load(registered.path), version=registered.version)
 
     @property
     def features(self) -> int:
@@ -216,23 +59,24 @@ class ALSServingModel:
 
     # --- updates ------------------------------------------------------------------------------
     def apply_update(self, payload) -> None:
-        """Apply one UP payload ``["X"|"Y", id, [floats], [ids] | None]``; applying it twice is harmless."""
-        kind, id_, vector = payload[0], str(payload[1]), payload[2]
-        others = payload[3] if len(payload) > 3 else None
+        """Apply one UP payload (:mod:`headwater.apps.als.updates`); applying it twice is harmless."""
+        update = updates.decode(payload)
         with self._write_lock:
-            if kind == "X":
-                self.users.upsert(id_, vector)
-                if others is not None:
-                    self.known_items[id_] = frozenset(map(str, others))
-            elif kind == "Y":
-                self.items.upsert(id_, vector)
-                for user in map(str, others or ()):
-                    if id_ not in self.known_items.get(user, ()):
-                        self.known_items[user] = self.known_items.get(user, frozenset()) | {id_}
+            if update.side == updates.USER:
+                self.users.upsert(update.id, update.vector)
+                if update.others is not None:
+                    self.known_items[update.id] = frozenset(update.others)
             else:
-                raise ValueError(f"UP payload must start with 'X' or 'Y', got {kind!r}")
+                self.items.upsert(update.id, update.vector)
+                for user in update.others or ():
+                    if update.id not in self.known_items.get(user, ()):
+                        self.known_items[user] = self.known_items.get(user, frozenset()) | {update.id}
             self.updates_applied += 1
             self.last_update_time = time.time()
+
+    def state_summary(self) -> dict:
+        users, items = self.users.view, self.items.view
+        return summarize(users.ids.tolist(), users.vectors, items.ids.tolist(), items.vectors, self.known_items)
 
     # --- queries ------------------------------------------------------------------------------
     def known_rows(self, *users: str, extra: Iterable[str] = ()) -> np.ndarray:

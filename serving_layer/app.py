@@ -13,16 +13,15 @@ manager itself: importing a module never opens Kafka, and tests hand in a manage
 """
 from __future__ import annotations
 
-import importlib
 import logging
-import threading
+import pkgutil
 from collections.abc import Callable
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, jsonify
 
-from headwater.apps import load_app
 from headwater.config import Config, ConfigError
-from serving_layer import errors, metrics
+from serving_layer import errors, prometheus_metrics
+from serving_layer.app_context import MODELS, RESCORER, models
 from serving_layer.model_manager import ModelManager
 
 log = logging.getLogger(__name__)
@@ -33,43 +32,16 @@ def load_rescorer(config: Config) -> Callable | None:
     name = config.get("headwater.serving.rescorer", None)
     if not name:
         return None
-    module_name, sep, attribute = name.partition(":")
     try:
-        if not sep:
+        if ":" not in name:
             raise ImportError("expected 'package.module:callable'")
-        rescorer = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
+        rescorer = pkgutil.resolve_name(name)
+    except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError(f"headwater.serving.rescorer {name!r} in {config.source_of('headwater.serving.rescorer')} "
                           f"cannot be imported: {exc}") from None
     if not callable(rescorer):
         raise ConfigError(f"headwater.serving.rescorer {name!r} is not callable")
     return rescorer
-
-
-def models() -> ModelManager:
-    """The model manager of the app answering the current request."""
-    return current_app.extensions["headwater.models"]
-
-
-_producer_lock = threading.Lock()
-
-
-def send_input_lines(lines: list[str]) -> int:
-    """Send text lines to ``<id>.input`` (one producer per app, made on first use); returns how many.
-
-    Answers only once the broker has them, so a client that got 200 knows they are in Kafka.
-    """
-    from headwater.kafka_io import LineProducer  # kafka-python only when something is written
-
-    config = current_app.config["HEADWATER"]
-    with _producer_lock:
-        producer = current_app.extensions.get("headwater.producer")
-        if producer is None:
-            producer = LineProducer(config.get("headwater.kafka.bootstrap-servers"))
-            current_app.extensions["headwater.producer"] = producer
-    sent = producer.send_lines(config.input_topic, lines)
-    producer.flush(timeout=30)
-    return sent
 
 
 def ready():
@@ -83,14 +55,13 @@ def ready():
 def create_app(config: Config, model_manager: ModelManager | None = None) -> Flask:
     app = Flask(__name__)
     app.config["HEADWATER"] = config
-    serving = load_app(config.get("headwater.app"), config).layer_module("serving")
-    manager = model_manager or ModelManager(config, serving.ServingModel)
-    app.extensions["headwater.models"] = manager
-    app.extensions["headwater.rescorer"] = load_rescorer(config)
+    manager = model_manager or ModelManager(config, config.app.resolve("serving_model"))
+    app.extensions[MODELS] = manager
+    app.extensions[RESCORER] = load_rescorer(config)
     errors.init_app(app)
-    metrics.init_app(app, manager.metrics)
+    prometheus_metrics.init_app(app, manager.metrics)
     app.add_url_rule("/ready", "ready", ready)
-    app.register_blueprint(serving.bp)
+    app.register_blueprint(config.app.resolve("serving_routes"))
     if model_manager is None:
         manager.start()
     return app
@@ -107,4 +78,4 @@ def serve(config: Config) -> None:
     try:
         waitress_serve(app, host=host, port=port, threads=8, ident="headwater")
     finally:
-        app.extensions["headwater.models"].stop()
+        app.extensions[MODELS].stop()

@@ -7,7 +7,6 @@ sent for a request with a bad line. Answers are one value per datum, CSV by defa
 ``Accept: application/json``. ``/add`` writes the lines to ``<id>.input``; the centres move when
 the speed layer's UP messages come back on ``<id>.update``.
 
->>> from headwater.kmeans_clusters import KMeansClusters
 >>> model = KMeansServingModel(KMeansClusters(["x", "y"], [[0.0, 0.0], [5.0, 5.0]], [2, 2]), version=1)
 >>> model.assign(np.array([[4.0, 4.0]]))
 (array([1]), array([1.41421356]))
@@ -16,15 +15,14 @@ array([0.])
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from flask import Blueprint, current_app, jsonify
 
-from headwater.input_format import SchemaCSVFormat, input_format_for
-from headwater.kmeans_clusters import ARTIFACT_NAME, KMeansClusters
+from headwater.apps.kmeans import updates
+from headwater.apps.kmeans.clusters import KMeansClusters
+from headwater.input_format import SchemaCSVFormat
 from serving_layer import formats
-from serving_layer.app import models, send_input_lines
+from serving_layer.app_context import models, send_input_lines
 
 bp = Blueprint("kmeans", __name__)
 
@@ -37,11 +35,14 @@ class KMeansServingModel:
         self.version = version
 
     @classmethod
-    def from_registered(cls, registered) -> KMeansServingModel:
-        return cls(KMeansClusters.load(Path(registered.path) / ARTIFACT_NAME), version=registered.version)
+    def from_registered(cls, registered, config=None) -> KMeansServingModel:
+        return cls(KMeansClusters.load(registered.path), version=registered.version)
 
     def apply_update(self, payload) -> None:
-        self.clusters.apply_update(payload)
+        self.clusters.apply_update(updates.decode(payload))
+
+    def state_summary(self) -> dict:
+        return self.clusters.summary()
 
     def ready_reason(self) -> str | None:
         return None
@@ -53,14 +54,13 @@ class KMeansServingModel:
         return f"KMeansServingModel(version={self.version}, {self.clusters!r})"
 
 
-ServingModel = KMeansServingModel
-
 
 def _input_format() -> SchemaCSVFormat:
     """The configured schema's parser, built once per Flask app."""
     fmt = current_app.extensions.get("headwater.kmeans.format")
     if fmt is None:
-        fmt = current_app.extensions["headwater.kmeans.format"] = input_format_for(current_app.config["HEADWATER"])
+        fmt = current_app.extensions["headwater.kmeans.format"] = SchemaCSVFormat.from_config(
+            current_app.config["HEADWATER"])
     return fmt
 
 

@@ -1,15 +1,14 @@
 """The serving model behind an atomic reference: load from the registry, follow updates, hot-swap.
 
-App-agnostic (Oryx's ``AbstractServingModelManager``): an app supplies a :class:`ServingModel`
-class; this module owns the registry, the ``<id>.update`` tail and the threads. A new model is
-built completely and then swapped in with one reference assignment, so a request either sees the
-old model or the new one and never waits.
+App-agnostic (Oryx's ``AbstractServingModelManager``): an app supplies a
+:class:`headwater.api.ServingModel` class; this module owns the registry, the ``<id>.update`` tail
+and the threads. A new model is built completely and then swapped in with one reference assignment,
+so a request either sees the old model or the new one and never waits.
 
-Start-up: the registry alias ``champion``, or the ``speed`` snapshot when it was taken on top of
-that champion (tag ``base_version``); the tail starts at the snapshot's ``update_offset`` tag (else
-the champion's, else the beginning of the topic). ``UP`` messages go to ``model.apply_update``; a
-``MODEL`` notice loads the new champion in the background, replays the UPs that arrived meanwhile,
-and swaps.
+Start-up follows the registry's one rule (:func:`headwater.registry.resume_point`, which the speed
+layer uses too): the ``speed`` snapshot built on the champion, else the champion, and the tail from
+its ``update_offset``. ``UP`` messages go to ``model.apply_update``; a ``MODEL`` notice loads the new
+champion in the background, replays the UPs that arrived meanwhile, and swaps.
 
 >>> class Echo:
 ...     version = 7
@@ -27,28 +26,15 @@ import ctypes
 import ctypes.util
 import logging
 import threading
-from typing import Any, Protocol
+from typing import Any
 
+from headwater import registry
 from headwater.config import Config
 from headwater.messages import MessageType, decode_update
 from serving_layer.errors import ApiError
-from serving_layer.metrics import ServingMetrics
+from serving_layer.prometheus_metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
-
-
-class ServingModel(Protocol):
-    """What every app's serving model offers the manager."""
-
-    version: int | None
-
-    @classmethod
-    def from_registered(cls, registered) -> ServingModel: ...
-
-    def apply_update(self, payload: Any) -> None: ...
-
-    def ready_reason(self) -> str | None:
-        """None when the model can answer queries, else why not."""
 
 
 def _return_freed_memory() -> None:
@@ -104,8 +90,6 @@ class ModelManager:
             self.metrics.model_version.set(model.version)
         log.info("serving %r", model)
 
-    load_model = swap
-
     def apply_payloads(self, payloads: list[Any]) -> None:
         with self._lock:
             if self._loading:
@@ -138,31 +122,27 @@ class ModelManager:
                 self.apply_payloads(payloads)
                 payloads = []
                 log.info("model notice: %s version %s", message.payload.model_name, message.payload.version)
-                threading.Thread(target=self.load_from_registry, args=("champion",), daemon=True,
-                                 name="model-load").start()
+                threading.Thread(target=self.load_from_registry, daemon=True, name="model-load").start()
         if payloads:
             self.apply_payloads(payloads)
 
-    def load_from_registry(self, alias: str = "champion") -> dict[int, int] | None:
-        """Load the champion (or a speed snapshot on top of it), swap it in; returns its update offsets."""
-        from headwater import registry  # MLflow is imported only when a model is really loaded
-
+    def load_from_registry(self) -> int | None:
+        """Load the champion (or the speed snapshot built on it), swap it in; returns the update-topic offset."""
         with self._lock:
             self._loading, self._pending = True, []
         try:
-            champion = registry.download_alias(self.config, alias)
-            if champion is None:
-                self._status = f"no model has the registry alias {alias!r} yet"
+            point = registry.resume_point(self.config)
+            if point is None:
+                self._status = f"no model has the registry alias {registry.CHAMPION!r} yet"
                 log.info(self._status)
+                with self._lock:
+                    self._loading = False
                 return None
-            chosen = champion
-            speed = registry.download_alias(self.config, "speed")
-            if speed is not None and speed.tags.get("base_version") == str(champion.version):
-                chosen = speed
-            model = self.model_class.from_registered(chosen)
-            log.info("loaded registry version %s (%s layer)", chosen.version, chosen.tags.get("layer", "?"))
+            model = self.model_class.from_registered(point.chosen, self.config)
+            log.info("loaded registry version %s (%s layer)", point.chosen.version,
+                     point.chosen.tags.get(registry.TAG_LAYER, "?"))
         except Exception as exc:
-            self._status = f"loading the {alias} model failed: {exc}"
+            self._status = f"loading the {registry.CHAMPION} model failed: {exc}"
             log.exception(self._status)
             with self._lock:
                 self._loading = False
@@ -172,8 +152,7 @@ class ModelManager:
             self._apply_to(model, self._pending)
             self._loading, self._pending = False, []
             self.swap(model)
-        return (registry.parse_offsets_tag(chosen.tags.get("update_offset"))
-                or registry.parse_offsets_tag(champion.tags.get("update_offset")))
+        return point.update_offset
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -181,15 +160,14 @@ class ModelManager:
         threading.Thread(target=self._start, daemon=True, name="model-manager-start").start()
 
     def _start(self) -> None:
-        from headwater.kafka_io import TopicTail
+        from headwater.topic_tail import TopicTail
 
-        offsets = self.load_from_registry("champion")
+        offset = self.load_from_registry()
         if self._stopped.is_set():
             return
         self._tail = TopicTail(self.config.get("headwater.kafka.bootstrap-servers"), self.config.update_topic,
-                               self.on_records, start=offsets or "earliest",
-                               poll_timeout_ms=200).start()
-        log.info("following %s from %s", self.config.update_topic, offsets or "the beginning")
+                               self.on_records, start={0: offset or 0}, poll_timeout_ms=200).start()
+        log.info("following %s from offset %s", self.config.update_topic, offset or 0)
 
     def stop(self) -> None:
         self._stopped.set()

@@ -8,8 +8,8 @@ feature and the value. ``/train`` writes labelled lines to ``<id>.input``; the l
 speed layer's UP messages come back on ``<id>.update``.
 
 >>> import pyarrow as pa
->>> from headwater.categorical_encoding import CategoricalEncoding
->>> from headwater.forest_arrays import ForestArrays
+>>> from headwater.apps.forest.arrays import ForestArrays
+>>> from headwater.apps.forest.encoding import CategoricalEncoding
 >>> forest = ForestArrays.from_nodes("regression", 1, [[dict(
 ...     id=0, feature=-1, threshold=0.0, categories=None, left=-1, right=-1, stats=[2, 10, 50])]])
 >>> served = RandomForestServingModel(ForestModel(forest, CategoricalEncoding(["x"], {}, "y")), version=4)
@@ -20,22 +20,21 @@ speed layer's UP messages come back on ``<id>.update``.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from flask import Blueprint, current_app, jsonify
 
-from headwater.categorical_encoding import UnknownCategory
-from headwater.forest_model import ForestModel
+from headwater.apps.forest import updates
+from headwater.apps.forest.encoding import UnknownCategory
+from headwater.apps.forest.model import ForestModel
 from headwater.input_format import InputSchema, SchemaCSVFormat
 from serving_layer import formats
-from serving_layer.app import models, send_input_lines
+from serving_layer.app_context import models, send_input_lines
 from serving_layer.errors import ApiError, bad_parameter
 
 bp = Blueprint("random_forest", __name__)
 
 
 class RandomForestServingModel:
-    """The served :class:`~headwater.forest_model.ForestModel`; UP payloads overwrite leaf statistics in place
+    """The served :class:`~headwater.apps.forest.model.ForestModel`; UP payloads overwrite leaf statistics in place
     (a request reading a leaf while it is written sees the old or the new counts of that one leaf)."""
 
     def __init__(self, model: ForestModel, version: int | None = None):
@@ -44,12 +43,15 @@ class RandomForestServingModel:
         self.updates_ignored = 0  # UPs built on another forest (a previous champion)
 
     @classmethod
-    def from_registered(cls, registered) -> RandomForestServingModel:
-        return cls(ForestModel.load(Path(registered.path)), version=registered.version)
+    def from_registered(cls, registered, config=None) -> RandomForestServingModel:
+        return cls(ForestModel.load(registered.path), version=registered.version)
 
     def apply_update(self, payload) -> None:
-        if not self.model.apply_update(payload):
+        if not self.model.apply_update(updates.decode(payload)):
             self.updates_ignored += 1
+
+    def state_summary(self) -> dict:
+        return self.model.summary()
 
     def ready_reason(self) -> str | None:
         return None if self.model.forest.num_trees else "the forest has no trees"
@@ -57,8 +59,6 @@ class RandomForestServingModel:
     def __repr__(self) -> str:
         return f"RandomForestServingModel(version={self.version}, {self.model!r})"
 
-
-ServingModel = RandomForestServingModel
 
 
 def _formats() -> tuple[SchemaCSVFormat, SchemaCSVFormat]:

@@ -3,14 +3,13 @@
 Each row of a micro-batch is routed to its leaf in every tree (one vectorised walk for the whole
 batch); classification adds one to the leaf's count of the row's class, regression adds
 ``[1, y, y²]`` to ``[count, sum, sum of squares]`` (so a leaf predicts the running mean). The UP
-payloads carry the changed leaves' *new* statistics (:meth:`ForestArrays.leaf_update_payloads`), so
-the serving layer can apply them twice without harm. Rows with a category or class the batch model
+messages carry the changed leaves' *new* statistics (:mod:`headwater.apps.forest.updates`), so the
+serving layer can apply them twice without harm. Rows with a category or class the batch model
 never saw cannot reach a leaf and are skipped (Oryx would fail on them).
 
 >>> import pyarrow as pa
->>> from headwater.categorical_encoding import CategoricalEncoding
->>> from headwater.forest_arrays import ForestArrays
->>> from headwater.forest_model import ForestModel
+>>> from headwater.apps.forest.arrays import ForestArrays
+>>> from headwater.apps.forest.encoding import CategoricalEncoding
 >>> forest = ForestArrays.from_nodes("regression", 1, [[dict(
 ...     id=0, feature=-1, threshold=0.0, categories=None, left=-1, right=-1, stats=[1, 10, 100])]])
 >>> model = RandomForestSpeedModel(ForestModel(forest, CategoricalEncoding(["x"], {}, target="y")))
@@ -23,39 +22,37 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from headwater.config import Config
-from headwater.forest_model import ForestModel
+from headwater.apps.forest import updates
+from headwater.apps.forest.model import ForestModel
 
 
 class RandomForestSpeedModel:
-    """A :class:`~headwater.forest_model.ForestModel` whose leaves learn from parsed input tables."""
+    """A :class:`~headwater.apps.forest.model.ForestModel` whose leaves learn from parsed input tables."""
 
     def __init__(self, model: ForestModel):
         self.model = model
 
     @classmethod
-    def from_registered(cls, registered, config: Config) -> RandomForestSpeedModel:
-        return cls(ForestModel.load(Path(registered.path)))
+    def from_registered(cls, registered, config=None) -> RandomForestSpeedModel:
+        return cls(ForestModel.load(registered.path))
 
     def learn_many(self, parsed: pa.Table) -> list[list]:
-        return self.model.learn(parsed)
+        return [updates.encode(change) for change in self.model.learn(parsed)]
 
     def apply_update(self, payload) -> None:
-        self.model.apply_update(payload)
+        self.model.apply_update(updates.decode(payload))
 
     def copy(self) -> RandomForestSpeedModel:
         return RandomForestSpeedModel(self.model.copy())
 
-    def to_artifacts(self, directory: Path) -> None:
+    def save(self, directory: Path) -> None:
         self.model.save(directory)
 
-    def python_model(self):
-        from batch_layer.random_forest_pyfunc import RandomForestPyfuncModel
-
-        return RandomForestPyfuncModel()
+    def state_summary(self) -> dict:
+        return self.model.summary()
 
     def __repr__(self) -> str:
         return f"RandomForestSpeedModel({self.model!r})"
 
 
-SPEED_MODEL = RandomForestSpeedModel
+__all__ = ["RandomForestSpeedModel"]

@@ -1,20 +1,19 @@
 """The speed layer's runner: Kafka micro-batches in, UP messages out, periodic registry snapshots.
 
-Generic over apps, as Oryx's SpeedLayer is over its SpeedModelManagers: the app's speed module
-names a class (``SPEED_MODEL``) that follows :class:`SpeedModel`, and this module owns Spark,
-Kafka, MLflow and the threads (the model itself sits in a :class:`~speed_layer.model_state.ModelState`):
+Generic over apps, as Oryx's SpeedLayer is over its SpeedModelManagers: the app names a class
+(``App.speed``) that follows :class:`headwater.api.SpeedModel`, and this module owns Spark, Kafka,
+MLflow and the threads (the model itself sits in a :class:`~speed_layer.model_state.ModelState`):
 
 - the Structured Streaming query's ``foreachBatch`` folds each micro-batch of ``<id>.input`` into
   the model (``learn_many``) and publishes the UP payloads it returns, keyed as its own;
-- a :class:`~headwater.kafka_io.TopicTail` on ``<id>.update`` applies UPs other processes
+- a :class:`~headwater.topic_tail.TopicTail` on ``<id>.update`` applies UPs other processes
   published and rebases on a new champion when a MODEL notice arrives;
 - a snapshot thread registers the model every ``headwater.speed.snapshot-interval-sec`` with alias
   ``speed`` and the tags the serving layer resumes from (``base_version``, ``update_offset``).
 
-Start-up chooses the model and the update-topic offset exactly as the serving layer does (the
-``speed`` snapshot if it was built on the current champion, else the champion; the version's
-``update_offset`` tag, else the champion's, else the topic's beginning), so both apply the same
-UPs to the same model. Micro-batches wait until the tail has caught up with the topic.
+Start-up chooses the model and the update-topic offset by the registry's one rule
+(:func:`headwater.registry.resume_point`), as the serving layer does, so both apply the same UPs to
+the same model. Micro-batches wait until the tail has caught up with the topic.
 
 No model, no fold-in: until the registry has a ``champion`` the first non-empty micro-batch waits
 inside ``foreachBatch``. Oryx's speed layer drops input that arrives before its first model;
@@ -30,11 +29,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Protocol
 
-import pyarrow as pa
-
-from headwater.apps import load_app
+from headwater import registry
 from headwater.config import Config
 from headwater.messages import MessageType, decode_update, encode_up
 from speed_layer.model_state import ModelState
@@ -44,29 +40,6 @@ log = logging.getLogger(__name__)
 # The update topic has exactly one partition (headwater.kafka.update-partitions), so a position
 # in it is one offset.
 UPDATE_PARTITION = 0
-
-
-class SpeedModel(Protocol):
-    """What an app's speed model provides (Oryx's SpeedModelManager, vectorised)."""
-
-    @classmethod
-    def from_registered(cls, registered: Any, config: Config) -> SpeedModel:
-        """Build the model from a registry version's downloaded artifacts (and the app's settings)."""
-
-    def learn_many(self, parsed: pa.Table) -> list[Any]:
-        """Fold a parsed micro-batch into the model; return the UP payloads that describe the change."""
-
-    def apply_update(self, payload: Any) -> None:
-        """Apply one UP payload (idempotent); ValueError for a payload it cannot apply."""
-
-    def copy(self) -> SpeedModel:
-        """An independent copy, so a snapshot can be written while folding-in goes on."""
-
-    def to_artifacts(self, directory: Path) -> None:
-        """Write the artifacts a registry version of this model holds."""
-
-    def python_model(self) -> Any:
-        """The MLflow pyfunc model that loads those artifacts (the batch layer's, so both load alike)."""
 
 
 class SpeedLayerStopped(RuntimeError):
@@ -81,9 +54,8 @@ class SpeedLayer:
 
     def __init__(self, config: Config, model_class: type | None = None):
         self.config = config
-        app = load_app(config.get("headwater.app"), config)
-        self.model_class = model_class or app.layer_module("speed").SPEED_MODEL
-        self.input_format = app.input_format(config)
+        self.model_class = model_class or config.app.resolve("speed")
+        self.input_format = config.app.make_input_format(config)
         self.bootstrap = config.get("headwater.kafka.bootstrap-servers")
         self.state = ModelState(owner=f"speed-{uuid.uuid4().hex[:12]}")
         self._stopping = threading.Event()
@@ -96,7 +68,8 @@ class SpeedLayer:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> SpeedLayer:
-        from headwater.kafka_io import LineProducer, ensure_topics
+        from headwater.kafka_admin import ensure_topics
+        from headwater.kafka_producer import LineProducer
 
         ensure_topics(self.bootstrap, {
             self.config.input_topic: self.config.get("headwater.kafka.input-partitions"),
@@ -146,7 +119,7 @@ class SpeedLayer:
         Micro-batches wait until the tail has caught up: folding in before the UPs already published
         were applied would build on stale vectors.
         """
-        from headwater.kafka_io import TopicTail
+        from headwater.topic_tail import TopicTail
 
         poll = max(1.0, self.config.get("headwater.speed.trigger-interval-sec"))
         attempts = 0
@@ -178,29 +151,21 @@ class SpeedLayer:
         self._model_ready.set()
 
     def _load_from_registry(self):
-        """(model, base version, update-topic start) from the champion or the speed snapshot built on it."""
-        from headwater.registry import download_alias, parse_offsets_tag
-
-        champion = download_alias(self.config, "champion")
-        if champion is None:
+        """(model, base version, update-topic start) by the registry's resume rule; None without a champion."""
+        point = registry.resume_point(self.config)
+        if point is None:
             return None
-        chosen = champion
-        snapshot = download_alias(self.config, "speed")
-        if snapshot is not None and snapshot.tags.get("base_version") == str(champion.version):
-            chosen = snapshot
+        chosen = point.chosen
         model = self.model_class.from_registered(chosen, self.config)
-        offsets = (parse_offsets_tag(chosen.tags.get("update_offset"))
-                   or parse_offsets_tag(champion.tags.get("update_offset")) or {})
-        start = offsets.get(UPDATE_PARTITION, 0)
         log.info("speed layer: loaded %s version %s (%s layer, base %s); following %s from offset %s",
-                 chosen.name, chosen.version, chosen.tags.get("layer", "?"), champion.version,
-                 self.config.update_topic, start)
-        return model, champion.version, start
+                 chosen.name, chosen.version, chosen.tags.get(registry.TAG_LAYER, "?"), point.champion_version,
+                 self.config.update_topic, point.update_offset)
+        return model, point.champion_version, point.update_offset
 
     def _on_update_records(self, records) -> None:
         for record in records:
             message = decode_update(record.value)
-            if message is not None and message.type is MessageType.MODEL and message.payload.alias == "champion":
+            if message is not None and message.type is MessageType.MODEL and message.payload.alias == registry.CHAMPION:
                 try:
                     self._rebase(message.payload.version)
                 except Exception:  # keep following: the next notice (or a restart) loads it
@@ -209,11 +174,9 @@ class SpeedLayer:
             self.state.on_update(record.offset, record.key, message.payload if is_up else None)
 
     def _rebase(self, version: int) -> None:
-        from headwater.registry import download_alias
-
         if version == self.state.base_version:
             return
-        champion = download_alias(self.config, "champion")
+        champion = registry.download_alias(self.config, registry.CHAMPION)
         if champion is None or champion.version == self.state.base_version:
             return
         # Loaded outside the lock so folding-in goes on meanwhile; swapped between micro-batches.
@@ -229,10 +192,9 @@ class SpeedLayer:
         (also while this process was starting); with no champion yet, the history is the batch
         layer's to learn from and the query starts at the end.
         """
-        from headwater.registry import download_alias, parse_offsets_tag
-
-        champion = download_alias(self.config, "champion")
-        offsets = parse_offsets_tag(champion.tags.get("input_offsets")) if champion is not None else None
+        champion = registry.download_alias(self.config, registry.CHAMPION)
+        offsets = (registry.parse_offsets_tag(champion.tags.get(registry.TAG_INPUT_OFFSETS))
+                   if champion is not None else None)
         if not offsets:
             return "latest"
         return json.dumps({self.config.input_topic: {str(p): o for p, o in offsets.items()}})
@@ -282,8 +244,8 @@ class SpeedLayer:
         with self.state.lock:
             payloads, key = self.state.learn(parsed.table)
             for payload in payloads:
-                self._producer.send_bytes(self.config.update_topic, encode_up(payload), key=key,
-                                          partition=UPDATE_PARTITION)
+                self._producer.send_bytes(self.config.update_topic, encode_up(payload, self.state.base_version),
+                                          key=key, partition=UPDATE_PARTITION)
             self._producer.flush()
         skipped = f" ({len(parsed.rejected)} unparseable lines skipped, first: {parsed.rejected[0][1]})" \
             if parsed.rejected else ""
@@ -307,8 +269,6 @@ class SpeedLayer:
         ``update_offset`` is the next update-topic offset the snapshot does not reflect; own UPs
         learned after it are in the snapshot too, and replaying them in order from there is harmless.
         """
-        from headwater.registry import log_and_register
-
         frozen = self.state.frozen()
         if frozen is None:
             return None
@@ -316,11 +276,12 @@ class SpeedLayer:
         started = time.perf_counter()
         try:
             with tempfile.TemporaryDirectory(prefix="headwater-speed-") as tmp:
-                model.to_artifacts(Path(tmp))
-                registered = log_and_register(
-                    self.config, Path(tmp), model.python_model(),
-                    tags={"layer": "speed", "base_version": str(base_version), "update_offset": str(position)},
-                    aliases=["speed"])
+                model.save(Path(tmp))
+                registered = registry.log_and_register(
+                    self.config, Path(tmp), self.config.app.resolve("pyfunc")(),
+                    tags={registry.TAG_LAYER: "speed", registry.TAG_BASE_VERSION: str(base_version),
+                          registry.TAG_UPDATE_OFFSET: str(position)},
+                    aliases=[registry.SPEED])
         except Exception:
             self.state.unfreeze(changes)
             raise
@@ -340,4 +301,4 @@ def run_speed(config: Config) -> None:
         layer.stop()
 
 
-__all__ = ["SpeedLayer", "SpeedLayerStopped", "SpeedModel", "run_speed"]
+__all__ = ["SpeedLayer", "SpeedLayerStopped", "run_speed"]

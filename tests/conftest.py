@@ -1,7 +1,8 @@
-"""Shared fixtures: one broker, one Spark session and one MLflow store per test session.
+"""Shared fixtures: one Spark session and one MLflow store per test session (the broker is integration's).
 
-Every test that touches Kafka or Delta uses its own app id (``make_config``), so topics and tables
-never collide on the shared broker.
+Every test uses its own app id (``make_config``), so topics, tables and registered models never
+collide. ``make_config`` points Kafka at a port nothing listens on: a unit test that reached for
+the broker would fail; tests that need it live in ``tests/integration/`` (``broker_config``).
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from headwater.config import load_config
-from headwater.embedded import free_port, start_broker
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -25,29 +25,24 @@ def session_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def broker(session_dir) -> str:
-    """Bootstrap servers of one embedded Tansu broker for the whole test session."""
-    port = free_port()
-    process = start_broker("127.0.0.1", port, session_dir / "broker.log")
-    yield f"127.0.0.1:{port}"
-    process.stop()
-
-
-@pytest.fixture(scope="session")
 def mlflow_uri(session_dir) -> str:
     """An MLflow tracking/registry store in sqlite, used directly (no server process)."""
     return f"sqlite:///{session_dir / 'mlflow.db'}"
 
 
+# a port with no broker: connections are refused at once
+NO_BROKER = "127.0.0.1:9"
+
+
 @pytest.fixture
-def make_config(tmp_path, broker, mlflow_uri):
+def make_config(tmp_path, mlflow_uri):
     """Build a validated Config for a fresh app id; keyword overrides use dotted keys below headwater."""
 
     def build(app: str = "als", **overrides):
         app_id = f"t{uuid.uuid4().hex[:10]}"
         settings = {
             "id": app_id, "app": app,
-            "kafka.bootstrap-servers": broker,
+            "kafka.bootstrap-servers": NO_BROKER,
             "storage.root": str(tmp_path / "data"),
             "mlflow.tracking-uri": mlflow_uri,
             "stack.var-dir": str(tmp_path / "var"),
@@ -61,7 +56,7 @@ def make_config(tmp_path, broker, mlflow_uri):
 def _hocon(value) -> str:
     import json
 
-    return json.dumps(value) if not isinstance(value, str) else json.dumps(value)
+    return json.dumps(value)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,8 @@ def test_file_overrides_reference_and_d_overrides_file(tmp_path):
 def test_unknown_key_names_key_and_file(tmp_path):
     path = write(tmp_path, 'headwater { id = "a", app = "als", kafka.bootstrap-server = "x:1" }')
     with pytest.raises(ConfigError, match=r"headwater\.kafka\.bootstrap-server is not a headwater "
-                                          r"configuration key \(in .*app\.conf\)"):
+                                          r"configuration key \(in .*app\.conf; keys are declared by the core "
+                                          r"or app 'als'\)"):
         load_config(path)
 
 
@@ -88,3 +89,22 @@ def test_with_overrides_is_checked_like_load_config():
     assert config.with_overrides(["headwater.ml.eval.candidates=3"]).get("headwater.ml.eval.candidates") == 3
     with pytest.raises(ConfigError, match="headwater.ml.eval.candidates must be an int"):
         config.with_overrides(["headwater.ml.eval.candidates=0"])
+
+
+def test_an_app_brings_its_own_keys_and_another_apps_keys_are_unknown(tmp_path):
+    config = load_config(overrides=["headwater.id=a", "headwater.app=kmeans"])
+    assert config.get("headwater.kmeans.iterations") == 30 and config.get("headwater.als.implicit", None) is None
+    assert "headwater/apps/kmeans/reference.conf" in config.source_of("headwater.kmeans.iterations")
+    path = write(tmp_path, 'headwater { id = "a", app = "kmeans", als.implicit = false }')
+    with pytest.raises(ConfigError, match=r"headwater\.als\.implicit is not a headwater configuration key .*"
+                                          r"app 'kmeans'"):
+        load_config(path)
+
+
+def test_a_plug_in_app_declares_its_keys_defaults_and_constraints(tmp_path):
+    config = load_config(overrides=["headwater.id=a", "headwater.app=tests.plugin_app:APP"])
+    assert config.app.name == "key-means" and config.get("headwater.key-means.hyperparams.prior") == [0.0, 2.0]
+    with pytest.raises(ConfigError, match=r"headwater\.key-means\.hyperparams\.prior must be a list whose items "
+                                          r"each be a number in the range \[0, inf\) in -D"):
+        load_config(overrides=["headwater.id=a", "headwater.app=tests.plugin_app:APP",
+                               "headwater.key-means.hyperparams.prior=[-1]"])

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from headwater import delta_tables
-from headwater.input_format import ALSFormat
+from headwater.apps.als.events import ALSFormat
 
 EVENTS_SCHEMA = delta_tables.events_schema(ALSFormat.schema)
 

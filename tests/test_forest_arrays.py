@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from batch_layer.random_forest import fit_encoding, spark_training_frame
+from headwater.apps.forest import updates
+from headwater.apps.forest.arrays import ForestArrays
+from headwater.apps.forest.updates import LEAVES_PER_MESSAGE
 from headwater.config import load_config
-from headwater.forest_arrays import LEAVES_PER_MESSAGE, ForestArrays
 from headwater.input_format import InputSchema
 from tests.forest_helpers import demo_frame, direct_leaf_update
 
@@ -70,8 +72,8 @@ def test_leaf_updates_equal_a_direct_computation(fitted, app):
     _, forest, X, y, _ = fitted(app)
     rows, labels = X[:120], y[:120]
     expected = direct_leaf_update(forest, rows, labels)
-    nodes, _ = forest.leaf_deltas(rows, labels)
-    forest.update_leaves(rows, labels)
+    nodes, increments = forest.leaf_deltas(rows, labels)
+    forest.stats[nodes] += increments
     np.testing.assert_allclose(forest.stats, expected)
     assert (forest.feature[nodes] < 0).all()
 
@@ -81,24 +83,26 @@ def test_leaf_update_payloads_are_idempotent_and_tied_to_the_forest(fitted, tmp_
     follower = forest.copy()
     nodes, increments = forest.leaf_deltas(X[:50], y[:50])
     forest.stats[nodes] += increments
-    payloads = forest.leaf_update_payloads(nodes)
-    for payload in payloads + payloads:  # applied twice, as a replayed topic would
-        assert follower.apply_leaf_update(payload)
+    changes = updates.chunked(forest.structure_id, nodes, forest.stats[nodes])
+    for change in changes + changes:  # applied twice, as a replayed topic would
+        assert follower.apply_leaf_update(change)
     np.testing.assert_array_equal(follower.stats, forest.stats)
     np.testing.assert_array_equal(follower.predict(X), forest.predict(X))
     other = ForestArrays.from_nodes("regression", X.shape[1], [[{
         "id": 0, "feature": -1, "threshold": 0.0, "categories": None, "left": -1, "right": -1, "stats": [1, 1, 1]}]])
-    assert not other.apply_leaf_update(payloads[0]), "a payload built on another forest must be ignored"
+    assert not other.apply_leaf_update(changes[0]), "an update built on another forest must be ignored"
     with pytest.raises(ValueError, match="not a leaf"):
-        follower.apply_leaf_update(["L", follower.structure_id, [int(follower.roots[0])], [[1.0, 1.0, 1.0]]])
+        follower.apply_leaf_update(updates.decode(["L", follower.structure_id, [int(follower.roots[0])],
+                                                   [[1.0, 1.0, 1.0]]]))
 
 
 def test_payloads_are_split_into_bounded_messages():
     leaves = [{"id": i, "feature": -1, "threshold": 0.0, "categories": None, "left": -1, "right": -1, "stats": [1, 0]}
               for i in range(LEAVES_PER_MESSAGE + 5)]
     forest = ForestArrays.from_nodes("classification", 1, [[leaf] for leaf in leaves])
-    payloads = forest.leaf_update_payloads(np.arange(len(leaves)))
-    assert [len(p[2]) for p in payloads] == [LEAVES_PER_MESSAGE, 5]
+    nodes = np.arange(len(leaves))
+    changes = updates.chunked(forest.structure_id, nodes, forest.stats[nodes])
+    assert [len(updates.encode(c)[2]) for c in changes] == [LEAVES_PER_MESSAGE, 5]
 
 
 def test_category_beyond_every_left_set_goes_right():

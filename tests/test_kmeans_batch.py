@@ -14,12 +14,12 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import adjusted_rand_score
 
 from batch_layer.kmeans import KMeansUpdate, cluster_statistics
-from batch_layer.kmeans_metrics import ClusterStatistics, silhouette
 from batch_layer.runner import run_batch_once
+from headwater.apps.kmeans.clusters import KMeansClusters
+from headwater.apps.kmeans.quality import ClusterStatistics, silhouette
+from headwater.apps.kmeans.streaming import nearest_centers
 from headwater.delta_tables import events_schema, read_table_version
 from headwater.input_format import InputSchema, SchemaCSVFormat
-from headwater.kmeans_clusters import ARTIFACT_NAME, KMeansClusters
-from headwater.kmeans_math import nearest_centers
 
 DIGIT_FEATURES = [f"p{n}" for n in range(64)]
 
@@ -58,9 +58,9 @@ def test_quality_within_two_percent_of_plain_spark_kmeans(make_config, spark):
                                           "ml.eval.test-fraction": 0.1})
     write_events(config.table_uri("events"), DIGIT_FEATURES, digits)
 
-    result = run_batch_once(config)
+    result = run_batch_once(config, publish=list().append)
     assert result.promoted, result.reason
-    ours = KMeansClusters.load(result.registered.path / ARTIFACT_NAME)
+    ours = KMeansClusters.load(result.registered.path)
 
     # plain Spark KMeans on the very rows our candidate trained on (same Delta version, same split)
     events, _ = read_table_version(spark, config.table_uri("events"))
@@ -91,7 +91,7 @@ def test_search_over_k_finds_the_three_blobs(make_config, mlflow_uri):
                                           "ml.eval.test-fraction": 0.3})
     write_events(config.table_uri("events"), ["x", "y"], blobs())
 
-    result = run_batch_once(config)
+    result = run_batch_once(config, publish=list().append)
 
     assert result.promoted and result.best.hyperparams == {"k": 3}, [c.metrics for c in result.candidates]
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
@@ -111,8 +111,8 @@ def test_second_generation_is_gated_against_the_champion_and_pyfunc_scores(make_
     config = make_config(app="kmeans", **{"input-schema.feature-names": ["x", "y"],
                                           "kmeans.hyperparams.k": [3], "ml.eval.max-regression": 0.0})
     write_events(config.table_uri("events"), ["x", "y"], blobs())
-    first = run_batch_once(config)
-    second = run_batch_once(config)
+    first = run_batch_once(config, publish=list().append)
+    second = run_batch_once(config, publish=list().append)
 
     assert first.promoted and second.champion_version == first.registered.version
     # the same data and seed give the same centres, so the champion is matched, not beaten
@@ -120,7 +120,7 @@ def test_second_generation_is_gated_against_the_champion_and_pyfunc_scores(make_
     assert second.promoted, second.reason
 
     scorer = mlflow.pyfunc.load_model(f"models:/{config.app_id}@champion")
-    clusters = KMeansClusters.load(second.registered.path / ARTIFACT_NAME)
+    clusters = KMeansClusters.load(second.registered.path)
     answer = scorer.predict(pd.DataFrame({"x": [0.1, 9.8, 0.2], "y": [0.0, 0.3, 10.1]}))
     assert answer.tolist() == clusters.assign(np.array([[0.1, 0.0], [9.8, 0.3], [0.2, 10.1]]))[0].tolist()
     assert len(set(answer)) == 3
@@ -150,6 +150,6 @@ def test_categorical_predictors_are_a_config_error(make_config):
 def test_without_test_rows_the_training_rows_are_evaluated(make_config, spark):
     app = KMeansUpdate(make_config(app="kmeans", **{"input-schema.feature-names": ["x", "y"]}))
     train = spark.createDataFrame([tuple(map(float, p)) for p in blobs(per_blob=5)], ["x", "y"])
-    model = app.build_model(train, {"k": 3})
-    metrics = app.evaluate(model, train.limit(0), train)
+    split = app.prepare(train, train, train.limit(0))
+    metrics = app.evaluate(app.build_model(split, {"k": 3}), split)
     assert metrics["score"] == metrics["silhouette"] > 0.8 and metrics["sse"] > 0

@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from headwater.kmeans_clusters import KMeansClusters
+from headwater.apps.kmeans.clusters import KMeansClusters
 from serving_layer.app import create_app
 from serving_layer.kmeans import KMeansServingModel
 from serving_layer.model_manager import ModelManager
-from tests.test_serving_als import read_topic
 
 # an id column and an ignored column ride along in every datum and are not clustered
 SCHEMA = {"input-schema.feature-names": ["id", "x", "y", "z", "note"], "input-schema.id-features": ["id"],
@@ -101,12 +100,3 @@ def test_up_messages_move_centres_idempotently(serve_model):
     manager.apply_payloads([["C", 17, [1.0, 1.0, 1.0], 1.0], ["C", 0, [1.0], 1.0]])
     assert manager.model.clusters.centers.tolist()[3] == [6.0, 0.5, 0.0]
 
-
-def test_add_sends_valid_lines_to_the_input_topic(serve_model, broker):
-    client, _ = serve_model()
-    config = client.application.config["HEADWATER"]
-    assert client.post("/add/a,1,2,3,n").get_json() == {"sent": 1}
-    assert client.post("/add", data="b,4,5,6,n\n\nc,7,8,9,n\n").get_json() == {"sent": 2}
-    assert client.post("/add", data="d,1,2,3,n\ne,1\n").status_code == 400  # nothing of it is sent
-    client.application.extensions["headwater.producer"].close()
-    assert sorted(read_topic(broker, config.input_topic)) == ["a,1,2,3,n", "b,4,5,6,n", "c,7,8,9,n"]

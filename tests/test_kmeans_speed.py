@@ -6,12 +6,13 @@ import math
 import numpy as np
 import pytest
 
+from headwater.apps.kmeans.clusters import KMeansClusters
+from headwater.apps.kmeans.streaming import decay_settings
 from headwater.input_format import InputSchema, SchemaCSVFormat
-from headwater.kmeans_clusters import KMeansClusters
 from headwater.messages import decode_update, encode_up
 from headwater.registry import RegisteredModel
 from serving_layer.kmeans import KMeansServingModel
-from speed_layer.kmeans import KMeansSpeedModel, decay_settings
+from speed_layer.kmeans import KMeansSpeedModel
 
 FEATURES = ["a", "b", "c"]
 FORMAT = SchemaCSVFormat(InputSchema(["key", *FEATURES], ids=["key"]))
@@ -27,7 +28,7 @@ def lines_of(points: np.ndarray) -> list[str]:
 
 
 def direct_update(centers, counts, points, decay, time_unit):
-    """The rule written out cluster by cluster, independently of headwater.kmeans_math."""
+    """The rule written out cluster by cluster, independently of headwater.apps.kmeans.streaming."""
     centers, counts = centers.copy(), counts.copy()
     distances = ((points[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
     nearest = distances.argmin(axis=1)
@@ -87,17 +88,18 @@ def test_snapshot_artifacts_round_trip(make_config, tmp_path):
     copy = model.copy()
     model.learn_many(FORMAT.parse(lines_of(np.full((3, 3), 4.0))).table)
     assert not np.array_equal(copy.clusters.centers, model.clusters.centers)  # the copy is independent
-    copy.to_artifacts(tmp_path)
+    copy.save(tmp_path)
     config = make_config(app="kmeans", **{"kmeans.decay-factor": 0.5, "kmeans.time-unit": "points"})
     loaded = KMeansSpeedModel.from_registered(RegisteredModel("m", 3, tmp_path), config)
     np.testing.assert_array_equal(loaded.clusters.centers, copy.clusters.centers)
     np.testing.assert_array_equal(loaded.clusters.counts, copy.clusters.counts)
     assert loaded.clusters.features == FEATURES and (loaded.decay, loaded.time_unit) == (0.5, "points")
-    assert KMeansServingModel.from_registered(RegisteredModel("m", 3, tmp_path)).version == 3
+    assert KMeansServingModel.from_registered(RegisteredModel("m", 3, tmp_path), config).version == 3
 
 
 def test_bad_payloads_raise_value_error():
-    clusters = start_clusters()
-    for payload in (["X", 0, [1.0, 2.0, 3.0], 1.0], ["C", 6, [1.0, 2.0, 3.0], 1.0], ["C", 0, [1.0], 1.0]):
+    model = KMeansSpeedModel(start_clusters())
+    for payload in (["X", 0, [1.0, 2.0, 3.0], 1.0], ["C", 6, [1.0, 2.0, 3.0], 1.0], ["C", 0, [1.0], 1.0],
+                    ["C", 0, [1.0, float("inf"), 3.0], 1.0], ["C", True, [1.0, 2.0, 3.0], 1.0], "C"):
         with pytest.raises(ValueError):
-            clusters.apply_update(payload)
+            model.apply_update(payload)

@@ -6,8 +6,9 @@ from pathlib import Path
 import mlflow.pyfunc
 from mlflow import MlflowClient
 
-from batch_layer.ml_update import MLApp, MLUpdate
+from batch_layer.ml_update import MLUpdate
 from headwater import registry
+from headwater.api import App, BatchApp
 
 
 class EchoModel(mlflow.pyfunc.PythonModel):
@@ -15,7 +16,25 @@ class EchoModel(mlflow.pyfunc.PythonModel):
         return model_input
 
 
-class FakeApp(MLApp):
+class Quality(float):
+    """The fake app's model state: a number saved in a text file."""
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "quality.txt").write_text(str(float(self)))
+
+    @classmethod
+    def load(cls, directory: Path) -> Quality:
+        return cls((Path(directory) / "quality.txt").read_text())
+
+
+# only the batch side is used here; the other layers' names are never resolved
+FAKE = App(name="fake", package="tests", config_section="headwater.fake", input_format="-:-",
+           state="tests.test_ml_update:Quality", pyfunc="tests.test_ml_update:EchoModel",
+           batch="tests.test_ml_update:FakeApp", speed="-:-", serving_model="-:-", serving_routes="-:-")
+
+
+class FakeApp(BatchApp):
     """A "model" is its hyperparameter ``quality``, which is also its score; negative ones fail to build."""
 
     def __init__(self, config, qualities):
@@ -28,23 +47,13 @@ class FakeApp(MLApp):
     def split(self, data):
         return data.where("id % 2 = 0"), data.where("id % 2 = 1")
 
-    def build_model(self, train, hyperparams):
+    def build_model(self, split, hyperparams):
         if hyperparams["quality"] < 0:
             raise RuntimeError("cannot build this one")
-        return hyperparams["quality"]
+        return Quality(hyperparams["quality"])
 
-    def evaluate(self, model, test, train):
-        return {"score": model, "test_rows": float(test.count())}
-
-    def evaluate_registered(self, registered, test, train):
-        return self.evaluate(float((registered.path / "model" / "quality.txt").read_text()), test, train)
-
-    def to_artifacts(self, model, data, directory: Path):
-        (directory / "model").mkdir()
-        (directory / "model" / "quality.txt").write_text(str(model))
-
-    def pyfunc_model(self):
-        return EchoModel()
+    def evaluate(self, model, split):
+        return {"score": float(model), "test_rows": float(split.test.count())}
 
 
 def generation(config, spark, qualities):
@@ -54,7 +63,8 @@ def generation(config, spark, qualities):
 
 
 def test_best_candidate_is_promoted_then_the_gate_holds_regressions(make_config, mlflow_uri, spark):
-    config = make_config(**{"ml.eval.candidates": 5, "ml.eval.parallelism": 2, "ml.eval.search": "grid"})
+    config = make_config(app="tests.test_ml_update:FAKE",
+                         **{"ml.eval.candidates": 5, "ml.eval.parallelism": 2, "ml.eval.search": "grid"})
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
 
     first, notices = generation(config, spark, [0.5, 0.9, -1.0])
@@ -83,7 +93,7 @@ def test_best_candidate_is_promoted_then_the_gate_holds_regressions(make_config,
 
 
 def test_no_model_at_all_is_recorded_not_promoted(make_config, mlflow_uri, spark):
-    config = make_config()
+    config = make_config(app="tests.test_ml_update:FAKE")
     result, notices = generation(config, spark, [-1.0])
     assert not result.promoted and result.registered is None and notices == []
     assert result.reason == "no candidate could be built and evaluated"

@@ -11,8 +11,9 @@ import pytest
 from batch_layer.ml_update import MLUpdate
 from batch_layer.random_forest import RandomForestUpdate
 from headwater import registry
+from headwater.apps.forest.model import ForestModel
+from headwater.apps.forest.pyfunc import ForestPyfuncModel
 from headwater.config import ConfigError
-from headwater.forest_model import ForestModel
 from tests.forest_helpers import demo_config, demo_frame, demo_rows
 
 HYPERPARAMS = {"rdf.num-trees": [20], "rdf.hyperparams.max-depth": [5], "rdf.hyperparams.max-split-candidates": [32],
@@ -58,9 +59,11 @@ def plain_spark_metrics(train, test, config) -> dict[str, float]:
 def test_metrics_within_two_percent_of_plain_spark(spark, make_config, app, metric_names):
     config = demo_config(make_config, app, **HYPERPARAMS)
     update = RandomForestUpdate(config)
-    train, test = update.split(demo_frame(spark, config))
+    data = demo_frame(spark, config)
+    train, test = update.split(data)
+    split = update.prepare(data, train, test)
     hyperparams = {k: v[0] for k, v in update.hyperparameter_space().items()}
-    ours = update.evaluate(update.build_model(train, hyperparams), test, train)
+    ours = update.evaluate(update.build_model(split, hyperparams), split)
     plain = plain_spark_metrics(train, test, config)
     assert "skipped_test_rows" not in ours
     for name in metric_names:
@@ -93,11 +96,11 @@ def test_one_generation_registers_a_champion_with_a_working_pyfunc(spark, make_c
 def test_classification_pyfunc_returns_class_names_and_probabilities(spark, make_config, tmp_path):
     config = demo_config(make_config, "rdf-classification", **HYPERPARAMS)
     update = RandomForestUpdate(config)
-    train, _ = update.split(demo_frame(spark, config))
-    model = update.build_model(train, {k: v[0] for k, v in update.hyperparameter_space().items()})
-    from batch_layer.random_forest_pyfunc import RandomForestPyfuncModel
+    data = demo_frame(spark, config)
+    split = update.prepare(data, *update.split(data))
+    model = update.build_model(split, {k: v[0] for k, v in update.hyperparameter_space().items()})
 
-    answer = RandomForestPyfuncModel(model).predict(None, demo_rows(config).to_pandas().head(50))
+    answer = ForestPyfuncModel(model).predict(None, demo_rows(config).to_pandas().head(50))
     assert list(answer.columns) == ["prediction", "benign", "malignant"]
     assert set(answer["prediction"]) <= {"benign", "malignant"}
     np.testing.assert_allclose(answer[["benign", "malignant"]].sum(axis=1), 1.0)
@@ -113,7 +116,7 @@ def test_a_target_of_the_wrong_kind_is_a_config_error(make_config):
 
 def test_a_champion_skips_test_rows_with_categories_it_never_saw(spark):
     from batch_layer.random_forest import evaluate_forest
-    from tests.forest_helpers import random_forest_model, small_lines
+    from headwater.apps.forest.example import random_forest_model, small_lines
 
     lines = small_lines("classification", 40) + ["n,0.1,0.2,0.3,purple,yes", "m,0.1,0.2,0.3,red,maybe"]
     names = ["id", "x0", "x1", "x2", "colour", "label"]

@@ -7,12 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from headwater.apps.forest.example import CLASSES, random_forest_model, small_lines, small_schema
 from headwater.input_format import InputSchema, SchemaCSVFormat
 from serving_layer.app import create_app
 from serving_layer.model_manager import ModelManager
 from serving_layer.random_forest import RandomForestServingModel
-from tests.forest_helpers import CLASSES, random_forest_model, small_lines, small_schema
-from tests.test_serving_als import read_topic
 
 JSON = {"Accept": "application/json"}
 UNLABELLED = SchemaCSVFormat(InputSchema(["id", "x0", "x1", "x2", "colour", "label"], ids=["id"],
@@ -102,20 +101,6 @@ def test_an_unknown_category_in_a_post_names_the_line_and_value(serve_model):
     body = client.post("/predict", data="\n".join(lines)).get_json()
     assert body["message"].startswith("line 4: feature 'colour' has no category 'teal'")
     assert body["feature"] == "colour" and body["value"] == "teal"
-
-
-def test_train_sends_valid_lines_to_the_input_topic_all_or_nothing(serve_model, broker):
-    client, _, config = serve_model()
-    lines = small_lines("classification", 3)
-    assert client.post("/train", data="\n".join(lines)).get_json() == {"sent": 3}
-    assert client.post(f"/train/{lines[0]}").get_json() == {"sent": 1}
-    unlabelled = client.post("/train", data=lines[0] + "\na,1,2,3,red,\n")
-    assert unlabelled.status_code == 400
-    assert unlabelled.get_json()["message"] == "line 2: the target feature 'label' is empty"
-    short = client.post("/train", data=lines[0] + "\na,1,2,3,red\n")
-    assert short.status_code == 400 and short.get_json()["message"].startswith("line 2: expected 6 fields")
-    assert client.post("/train/a,1,2,x,red,yes").status_code == 400
-    assert sorted(read_topic(broker, config.input_topic)) == sorted(lines + lines[:1])
 
 
 def test_503_before_a_model_and_ready_after(serve_model):

@@ -4,18 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from headwater.apps.forest.example import PREDICTORS, random_forest_model, small_lines, small_schema
 from headwater.input_format import InputSchema, SchemaCSVFormat
 from headwater.messages import decode_update, encode_up
 from headwater.registry import RegisteredModel
 from serving_layer.random_forest import RandomForestServingModel
 from speed_layer.random_forest import RandomForestSpeedModel
-from tests.forest_helpers import (
-    PREDICTORS,
-    direct_leaf_update,
-    random_forest_model,
-    small_lines,
-    small_schema,
-)
+from tests.forest_helpers import direct_leaf_update
 
 
 def parser(task: str) -> SchemaCSVFormat:
@@ -88,7 +83,7 @@ def test_snapshot_artifacts_round_trip(make_config, tmp_path):
     copy = speed.copy()
     speed.learn_many(parser("regression").parse(small_lines("regression", 20, seed=7)).table)
     assert not np.array_equal(copy.model.forest.stats, speed.model.forest.stats)  # the copy is independent
-    copy.to_artifacts(tmp_path)
+    copy.save(tmp_path)
     config = make_config(app="rdf-regression", **small_schema("regression"))
     loaded = RandomForestSpeedModel.from_registered(RegisteredModel("m", 3, tmp_path), config)
     np.testing.assert_array_equal(loaded.model.forest.stats, copy.model.forest.stats)

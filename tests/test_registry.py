@@ -14,10 +14,10 @@ from headwater import registry
 
 
 class ReadsArtifact(mlflow.pyfunc.PythonModel):
-    """Answers every row with the text of its ``note`` artifact."""
+    """Answers every row with the text of the ``note`` file of its ``model`` artifact."""
 
     def load_context(self, context):
-        self.note = (Path(context.artifacts["note"]) / "text.txt").read_text()
+        self.note = (Path(context.artifacts[registry.MODEL_ARTIFACT]) / "note" / "text.txt").read_text()
 
     def predict(self, context, model_input, params=None):
         return pd.Series([self.note] * len(model_input))

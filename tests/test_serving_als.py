@@ -1,17 +1,14 @@
 """ALS endpoints over a small in-memory model: answers checked against brute-force numpy."""
 from __future__ import annotations
 
-import gzip
 import json
 import sys
 import types
 
 import numpy as np
 import pytest
-from kafka import TopicPartition
 
-from headwater.als_factors import ALSFactors
-from headwater.kafka_io import new_consumer, true_end_offsets
+from headwater.apps.als.factors import ALSFactors
 from serving_layer.als_model import ALSServingModel
 from serving_layer.app import create_app
 from serving_layer.model_manager import ModelManager
@@ -195,39 +192,3 @@ def test_unimportable_rescorer_is_a_config_error(serve_model):
     with pytest.raises(ConfigError, match="headwater.serving.rescorer"):
         serve_model(**{"serving.rescorer": "no_such_module:fn"})
 
-
-def read_topic(bootstrap: str, topic: str) -> list[str]:
-    ends = true_end_offsets(bootstrap, topic)
-    consumer = new_consumer(bootstrap)
-    try:
-        tps = [TopicPartition(topic, p) for p in ends]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        lines = []
-        while sum(consumer.position(tp) for tp in tps) < sum(ends.values()):
-            for batch in consumer.poll(timeout_ms=500).values():
-                lines.extend(r.value.decode() for r in batch)
-        return lines
-    finally:
-        consumer.close()
-
-
-def test_ingest_and_pref_reach_the_input_topic(serve_model, broker):
-    client, _ = serve_model()
-    config = client.application.config["HEADWATER"]
-    body = gzip.compress(b"a,x,1.5\n\nb,y\n[\"c\", \"z\", 2]\n")
-    response = client.post("/ingest", data=body, headers={"Content-Encoding": "gzip", "Content-Type": "text/csv"})
-    assert response.status_code == 200 and response.get_json() == {"sent": 3}
-    bad = client.post("/ingest", data="ok,1\nonly-one-field\nu,i,notanumber\n")
-    assert bad.status_code == 400
-    assert [r["line"] for r in bad.get_json()["rejected"]] == [2, 3]
-    assert client.post("/pref/u1/i5", data="2.5").status_code == 200
-    assert client.delete("/pref/u1/i6").status_code == 200
-    assert client.post("/pref/u1/i5", data="lots").status_code == 400
-
-    client.application.extensions["headwater.producer"].close()
-
-    lines = read_topic(broker, config.input_topic)  # partitions interleave: compare as sets
-    prefs = {line.rsplit(",", 1)[0] for line in lines if line.startswith("u1,")}
-    assert sorted(line for line in lines if not line.startswith("u1,")) == ['["c", "z", 2]', "a,x,1.5", "b,y"]
-    assert prefs == {"u1,i5,2.5", "u1,i6,"} and len(lines) == 5

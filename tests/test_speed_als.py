@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from headwater.als_factors import ALSFactors, fold_in
-from headwater.input_format import ALSFormat
+from headwater.apps.als.events import ALSFormat
+from headwater.apps.als.factors import ALSFactors
+from headwater.apps.als.fold_in import fold_in
 from headwater.messages import decode_update, encode_up
 from speed_layer.als import ALSSpeedModel
 
@@ -109,8 +110,8 @@ def test_copy_is_independent_and_round_trips_through_artifacts(tmp_path):
     assert "newbie" not in copy.factors.user_index
     assert state(copy) == state(ALSSpeedModel(small_factors()))
 
-    model.to_artifacts(tmp_path)
-    loaded = ALSSpeedModel(ALSFactors.load(tmp_path / "factors"))
+    model.save(tmp_path)
+    loaded = ALSSpeedModel(ALSFactors.load(tmp_path))
     assert state(loaded) == state(model)
 
 

@@ -7,17 +7,14 @@ lets the item be recommended again; no batch generation runs after the first.
 """
 from __future__ import annotations
 
-import pytest
-
 from batch_layer.ingest import run_ingest
 from batch_layer.runner import run_batch_once
-from headwater.demos.als import history_lines
-from headwater.kafka_io import LineProducer, ensure_topics
+from headwater.apps.als.demo import history_lines
+from headwater.kafka_admin import ensure_topics
+from headwater.kafka_producer import LineProducer
 from serving_layer.app import create_app
 from speed_layer.runner import SpeedLayer
 from tests.integration.test_speed_layer import wait_for
-
-pytestmark = pytest.mark.integration
 
 SETTINGS = {"als.hyperparams.features": [6], "als.iterations": 5, "ml.eval.candidates": 1,
             "speed.trigger-interval-sec": 0.5, "speed.snapshot-interval-sec": 600,
@@ -29,8 +26,8 @@ def known_items(client, user: str) -> list[str] | None:
     return response.get_json() if response.status_code == 200 else None
 
 
-def test_new_user_appears_and_deleted_preference_disappears_without_a_batch_run(make_config, spark):
-    config = make_config(**SETTINGS)
+def test_new_user_appears_and_deleted_preference_disappears_without_a_batch_run(broker_config, spark):
+    config = broker_config(**SETTINGS)
     bootstrap = config.get("headwater.kafka.bootstrap-servers")
     ensure_topics(bootstrap, {config.input_topic: 2, config.update_topic: 1})
     with LineProducer(bootstrap) as producer:

@@ -17,12 +17,10 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from batch_layer.als import ALSUpdate
-from batch_layer.metrics import mean_auc, ndcg_at_k, precision_at_k
 from batch_layer.runner import run_batch_once
 from headwater.delta_tables import read_table_version
+from headwater.evaluation_metrics import mean_auc, ndcg_at_k, precision_at_k
 from headwater.messages import MessageType, decode_update
-
-pytestmark = pytest.mark.integration
 
 RATINGS = Path(pyspark.__file__).parent / "data/mllib/als/sample_movielens_ratings.txt"
 SMALL_SEARCH = {"als.hyperparams.features": [4, 6], "als.hyperparams.lambda": [0.05], "als.iterations": 5,
@@ -59,11 +57,11 @@ def read_notices(bootstrap: str, topic: str) -> list:
         consumer.close()
 
 
-def test_batch_generation_registers_gates_and_announces(make_config, mlflow_uri, spark):
+def test_batch_generation_registers_gates_and_announces(broker_config, mlflow_uri, spark):
     import mlflow.pyfunc
     from mlflow import MlflowClient
 
-    config = make_config(**SMALL_SEARCH)
+    config = broker_config(**SMALL_SEARCH)
     write_movielens_events(config.table_uri("events"))
 
     first = run_batch_once(config)
@@ -147,15 +145,16 @@ def plain_spark_als_metrics(train, test, hyperparams, iterations, seed) -> dict[
             "ndcg_at_10": ndcg_at_k(scores, relevant, excluded)}
 
 
-def test_batch_metrics_match_plain_spark_als_on_the_same_split(make_config, spark):
-    config = make_config(**SMALL_SEARCH)
+def test_batch_metrics_match_plain_spark_als_on_the_same_split(broker_config, spark):
+    config = broker_config(**SMALL_SEARCH)
     write_movielens_events(config.table_uri("events"))
     data, _ = read_table_version(spark, config.table_uri("events"))
     app = ALSUpdate(config)
     train, test = app.split(data)
+    split = app.prepare(data, train, test)
     hyperparams = {"features": 6, "lambda": 0.05, "alpha": 1.0}
 
-    ours = app.evaluate(app.build_model(train, hyperparams), test, train)
+    ours = app.evaluate(app.build_model(split, hyperparams), split)
     plain = plain_spark_als_metrics(train, test, hyperparams, 5, config.get("headwater.ml.eval.seed"))
 
     for name, value in plain.items():

@@ -6,10 +6,9 @@ import pytest
 
 from batch_layer.ingest import CheckpointMissingError, IngestBatchWriter, parse_record_batch, run_ingest
 from headwater import delta_tables
-from headwater.input_format import ALSFormat
-from headwater.kafka_io import LineProducer, ensure_topics
-
-pytestmark = pytest.mark.integration
+from headwater.apps.als.events import ALSFormat
+from headwater.kafka_admin import ensure_topics
+from headwater.kafka_producer import LineProducer
 
 VALID = ["u1,i1,2.5,1700000000000", "u2,i1", "u3,i2,", "u1,i3,1.0", '["u4","i4",3]']
 MALFORMED = ["just-one-field", "u1,i1,lots", "u1,,1.0", "a,b,1,2,3", "u5,i5,1.0,yesterday"]
@@ -21,8 +20,8 @@ def produce(config, lines, partitions=2):
         producer.send_lines(config.input_topic, lines)
 
 
-def test_ingest_once_writes_valid_lines_to_events_and_bad_ones_to_rejected(make_config, spark):
-    config = make_config(**{"kafka.input-partitions": 2})
+def test_ingest_once_writes_valid_lines_to_events_and_bad_ones_to_rejected(broker_config, spark):
+    config = broker_config(**{"kafka.input-partitions": 2})
     produce(config, VALID + MALFORMED)
 
     totals = run_ingest(config, once=True)
@@ -57,15 +56,15 @@ def test_ingest_once_writes_valid_lines_to_events_and_bad_ones_to_rejected(make_
     assert frame.count() == len(VALID) + 1 and version >= 2
 
 
-def test_empty_topic_still_creates_both_tables(make_config, spark):
-    config = make_config()
+def test_empty_topic_still_creates_both_tables(broker_config, spark):
+    config = broker_config()
     assert run_ingest(config, once=True).events == 0
     assert delta_tables.read_table_arrow(config.table_uri("events")).num_rows == 0
     assert "reason" in delta_tables.read_table_arrow(config.table_uri("rejected")).schema.names
 
 
-def test_a_crash_between_the_two_appends_is_repaired_on_replay(make_config):
-    config = make_config()
+def test_a_crash_between_the_two_appends_is_repaired_on_replay(broker_config):
+    config = broker_config()
     fmt = ALSFormat()
     n = 4
     records = pa.record_batch({
@@ -88,10 +87,10 @@ def test_a_crash_between_the_two_appends_is_repaired_on_replay(make_config):
     assert delta_tables.read_table_arrow(config.table_uri("events")).num_rows == 2
 
 
-def test_refuses_to_restart_without_the_checkpoint_of_ingested_tables(make_config, spark):
+def test_refuses_to_restart_without_the_checkpoint_of_ingested_tables(broker_config, spark):
     import shutil
 
-    config = make_config()
+    config = broker_config()
     produce(config, VALID)
     run_ingest(config, once=True)
     shutil.rmtree(config.checkpoint_uri("ingest"))

@@ -20,12 +20,10 @@ import time
 from pathlib import Path
 
 import pyarrow.compute as pc
-import pytest
 
 from headwater import delta_tables
-from headwater.kafka_io import LineProducer, ensure_topics
-
-pytestmark = pytest.mark.integration
+from headwater.kafka_admin import ensure_topics
+from headwater.kafka_producer import LineProducer
 
 LINES = 50_000
 CHUNK = 1_000

@@ -6,14 +6,12 @@ import threading
 import time
 import uuid
 
-import pytest
 from kafka import TopicPartition
 
 from headwater.embedded import free_port, start_broker
-from headwater.kafka_io import LineProducer, ensure_topics, new_consumer, true_end_offsets
+from headwater.kafka_admin import ensure_topics, new_consumer, true_end_offsets
+from headwater.kafka_producer import LineProducer
 from headwater.kafka_source import KafkaSourceOptions, KafkaStreamReader, OffsetRange
-
-pytestmark = pytest.mark.integration
 
 
 def unique_topic() -> str:

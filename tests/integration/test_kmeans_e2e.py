@@ -17,7 +17,8 @@ import waitress
 from batch_layer.ingest import run_ingest
 from batch_layer.runner import run_batch_once
 from headwater import registry
-from headwater.demos.kmeans import (
+from headwater.apps.kmeans.clusters import KMeansClusters
+from headwater.apps.kmeans.demo import (
     PROBE,
     history_lines,
     iris_rows,
@@ -25,13 +26,11 @@ from headwater.demos.kmeans import (
     show_live_learning,
 )
 from headwater.embedded import free_port
-from headwater.kafka_io import LineProducer, ensure_topics
-from headwater.kmeans_clusters import ARTIFACT_NAME, KMeansClusters
+from headwater.kafka_admin import ensure_topics
+from headwater.kafka_producer import LineProducer
 from serving_layer.app import create_app
 from speed_layer.runner import SpeedLayer
 from tests.integration.test_speed_layer import TIMEOUT, wait_for
-
-pytestmark = pytest.mark.integration
 
 IRIS = {"input-schema.feature-names": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
         "kmeans.hyperparams.k": [2, 3], "ml.eval.candidates": 2, "ml.eval.search": "grid",
@@ -46,8 +45,8 @@ def answer(client, path: str) -> float:
     return response.get_json()[0]
 
 
-def test_points_streamed_through_kafka_move_the_served_centre(make_config, spark):
-    config = make_config(app="kmeans", **IRIS)
+def test_points_streamed_through_kafka_move_the_served_centre(broker_config, spark):
+    config = broker_config(app="kmeans", **IRIS)
     bootstrap = config.get("headwater.kafka.bootstrap-servers")
     ensure_topics(bootstrap, {config.input_topic: 2, config.update_topic: 1})
     with LineProducer(bootstrap) as producer:
@@ -56,7 +55,7 @@ def test_points_streamed_through_kafka_move_the_served_centre(make_config, spark
     assert (totals.events, totals.rejected) == (150, 2)
     result = run_batch_once(config)
     assert result.promoted, result.reason
-    champion = KMeansClusters.load(result.registered.path / ARTIFACT_NAME)
+    champion = KMeansClusters.load(result.registered.path)
 
     layer = SpeedLayer(config).start()
     app = create_app(config)
@@ -95,7 +94,7 @@ def test_points_streamed_through_kafka_move_the_served_centre(make_config, spark
             snapshot = registry.download_alias(config, "speed")
             if snapshot is None or snapshot.tags.get("base_version") != str(result.registered.version):
                 return None
-            clusters = KMeansClusters.load(snapshot.path / ARTIFACT_NAME)
+            clusters = KMeansClusters.load(snapshot.path)
             return clusters if clusters.counts[cluster] == weight + n else None
 
         snapshot = wait_for(moved_snapshot, "a speed snapshot with the moved centre")

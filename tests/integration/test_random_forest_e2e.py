@@ -13,19 +13,17 @@ import pytest
 from batch_layer.ingest import run_ingest
 from batch_layer.runner import run_batch_once
 from headwater import registry
-from headwater.demos.forest import contradicting_lines, history_lines
-from headwater.forest_model import ForestModel
-from headwater.kafka_io import LineProducer
+from headwater.apps.forest.demo import contradicting_lines, history_lines
+from headwater.apps.forest.model import ForestModel
+from headwater.kafka_producer import LineProducer
 from serving_layer.app import create_app
 from speed_layer.runner import SpeedLayer
 from tests.forest_helpers import demo_config
 from tests.integration.test_speed_layer import TIMEOUT, wait_for
 
-pytestmark = pytest.mark.integration
 
-
-def test_streamed_examples_change_predictions_without_a_batch_run(make_config, spark):
-    config = demo_config(make_config, "rdf-classification", **{
+def test_streamed_examples_change_predictions_without_a_batch_run(broker_config, spark):
+    config = demo_config(broker_config, "rdf-classification", **{
         "rdf.num-trees": [10], "rdf.hyperparams.max-depth": [4], "rdf.hyperparams.impurity": ["gini"],
         "ml.eval.candidates": 1, "speed.trigger-interval-sec": 0.5, "speed.snapshot-interval-sec": 2,
         "kafka.input-partitions": 2, "kafka.poll-timeout-ms": 200})

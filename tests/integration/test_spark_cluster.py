@@ -17,9 +17,8 @@ import requests
 
 from headwater import delta_tables
 from headwater.embedded import free_port, pid_alive, port_is_open, terminate_process_group
-from headwater.kafka_io import LineProducer, ensure_topics
-
-pytestmark = pytest.mark.integration
+from headwater.kafka_admin import ensure_topics
+from headwater.kafka_producer import LineProducer
 
 REPO = Path(__file__).resolve().parents[2]
 

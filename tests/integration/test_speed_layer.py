@@ -10,21 +10,19 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
-from batch_layer.als_pyfunc import ALSPyfuncModel
 from headwater import registry
-from headwater.als_factors import ALSFactors
-from headwater.kafka_io import LineProducer, TopicTail
+from headwater.apps.als.factors import ALSFactors
+from headwater.apps.als.pyfunc import ALSPyfuncModel
+from headwater.kafka_producer import LineProducer
 from headwater.messages import (
     MessageType,
     ModelNotice,
     decode_update,
     encode_model_notice,
 )
+from headwater.topic_tail import TopicTail
 from speed_layer.runner import SpeedLayer
-
-pytestmark = pytest.mark.integration
 
 TIMEOUT = 90  # generous: the machine is shared by parallel test runs
 
@@ -35,7 +33,7 @@ def register_champion(config, tmp_path, users: list[str], seed: int) -> registry
     factors = ALSFactors(users, rng.normal(0, 0.3, (len(users), 5)), items, rng.normal(0, 0.3, (20, 5)),
                          {u: {items[n % 20]} for n, u in enumerate(users)}, implicit=True, regularization=0.1)
     directory = tmp_path / f"champion-{seed}"
-    factors.save(directory / "factors")
+    factors.save(directory)
     return registry.log_and_register(config, directory, ALSPyfuncModel(), {"layer": "batch"},
                                      aliases=["champion"])
 
@@ -69,8 +67,8 @@ def wait_for(condition, what: str, timeout: float = TIMEOUT):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def test_speed_layer_folds_in_publishes_snapshots_and_rebases(make_config, spark, tmp_path):
-    config = make_config(**{"speed.trigger-interval-sec": 0.5, "speed.snapshot-interval-sec": 2,
+def test_speed_layer_folds_in_publishes_snapshots_and_rebases(broker_config, spark, tmp_path):
+    config = broker_config(**{"speed.trigger-interval-sec": 0.5, "speed.snapshot-interval-sec": 2,
                             "kafka.input-partitions": 2, "kafka.poll-timeout-ms": 200})
     layer = SpeedLayer(config).start()
     updates = None
@@ -106,7 +104,7 @@ def test_speed_layer_folds_in_publishes_snapshots_and_rebases(make_config, spark
         assert snapshot.tags["layer"] == "speed"
         assert snapshot.tags["base_version"] == str(first.version)
         assert int(snapshot.tags["update_offset"]) >= 0
-        snapshot_factors = ALSFactors.load(snapshot.path / "factors")
+        snapshot_factors = ALSFactors.load(snapshot.path)
         assert "newbie" in snapshot_factors.user_index and "brand-new-item" in snapshot_factors.item_index
 
         # a MODEL notice for a new champion: the speed layer replaces its copy

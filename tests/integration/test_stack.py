@@ -11,8 +11,6 @@ from kafka import KafkaConsumer
 
 from headwater.embedded import free_port, pid_alive
 
-pytestmark = pytest.mark.integration
-
 
 def headwater(*args, check=True):
     return subprocess.run([sys.executable, "-m", "headwater.cli", *args], capture_output=True, text=True,

@@ -1,0 +1,82 @@
+"""The ALS model as an MLflow pyfunc, for offline scoring without Spark or the serving layer.
+
+    model = mlflow.pyfunc.load_model("models:/<app id>@champion")
+    model.predict(pd.DataFrame({"user": ["u1", "u2"], "item": ["i1", "i9"]}))   # estimates
+    model.predict(pd.DataFrame({"user": ["u1"]}), params={"how_many": 5})       # recommendations
+
+With an ``item`` column, ``predict`` returns ``user, item, estimate`` (the dot product of the two
+vectors; NaN when either id is unknown). Without one it returns the top ``how_many`` (default 10)
+items per user that the user does not already know, as rows ``user, rank, item, score``; unknown
+users get no rows. Only numpy and pandas are needed to load it.
+
+>>> import numpy as np, pandas as pd
+>>> from headwater.apps.als.factors import ALSFactors
+>>> model = ALSPyfuncModel(
+...     ALSFactors(["u"], [[1.0, 0.0]], ["a", "b", "c"], [[0.9, 0], [0.5, 0], [0.1, 0]], {"u": {"a"}}, True))
+>>> model.predict(None, pd.DataFrame({"user": ["u"]}), params={"how_many": 2})
+  user  rank item  score
+0    u     1    b    0.5
+1    u     2    c    0.1
+>>> model.predict(None, pd.DataFrame({"user": ["u", "x"], "item": ["a", "a"]})).estimate.round(2).tolist()
+[0.9, nan]
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+from headwater.apps.als.factors import ALSFactors
+from headwater.registry import MODEL_ARTIFACT
+
+DEFAULT_HOW_MANY = 10
+
+
+class ALSPyfuncModel(PythonModel):
+    """Loads the saved :class:`~headwater.apps.als.factors.ALSFactors` and estimates or recommends."""
+
+    def __init__(self, factors=None):
+        self.factors = factors  # None until load_context reads the logged artifact
+
+    def load_context(self, context) -> None:
+        self.factors = ALSFactors.load(context.artifacts[MODEL_ARTIFACT])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        users = model_input["user"].astype(str).tolist()
+        if "item" in model_input.columns and model_input["item"].notna().any():
+            return self._estimates(users, model_input["item"].astype(str).tolist())
+        return self._recommendations(users, int((params or {}).get("how_many", DEFAULT_HOW_MANY)))
+
+    def _estimates(self, users: list[str], items: list[str]) -> pd.DataFrame:
+        f = self.factors
+        u = np.array([f.user_index.get(x, -1) for x in users])
+        i = np.array([f.item_index.get(x, -1) for x in items])
+        known = (u >= 0) & (i >= 0)
+        estimate = np.full(len(users), np.nan)
+        estimate[known] = np.einsum("ij,ij->i", f.X[u[known]], f.Y[i[known]])
+        return pd.DataFrame({"user": users, "item": items, "estimate": estimate})
+
+    def _recommendations(self, users: list[str], how_many: int) -> pd.DataFrame:
+        f = self.factors
+        rows = []
+        for user in dict.fromkeys(users):
+            index = f.user_index.get(user)
+            if index is None:
+                continue
+            scores = f.Y @ f.X[index]
+            for item in f.known_items.get(user, ()):
+                if item in f.item_index:
+                    scores[f.item_index[item]] = -np.inf
+            top = np.argsort(-scores, kind="stable")[:how_many]
+            top = top[np.isfinite(scores[top])]
+            rows.extend((user, rank + 1, f.item_ids[i], float(scores[i])) for rank, i in enumerate(top))
+        return pd.DataFrame(rows, columns=["user", "rank", "item", "score"])
+
+
+def signature():
+    """Input ``user`` (and optional ``item``) strings; parameter ``how_many``."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec("string", "user"), ColSpec("string", "item", required=False)]),
+                          params=ParamSchema([ParamSpec("how_many", "long", DEFAULT_HOW_MANY)]))

@@ -1,0 +1,78 @@
+"""k-means math shared by the layers: nearest-centre assignment and the streaming centre update of
+Spark's StreamingKMeans, vectorised over points and centres, with the decay settings that drive it.
+
+>>> import numpy as np
+>>> centers = np.array([[0.0, 0.0], [10.0, 10.0]])
+>>> nearest_centers(centers, np.array([[1.0, 0.0], [9.0, 9.0]]))
+(array([0, 1]), array([1.        , 1.41421356]))
+>>> new_centers, new_counts = update_centers(centers, np.array([10.0, 10.0]), np.array([[2.0, 0.0]]))
+>>> new_centers[0], new_counts
+(array([0.18181818, 0.        ]), array([11., 10.]))
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def nearest_centers(centers: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest centre of each point and the Euclidean distance to it.
+
+    Uses ``|x|² − 2x·c + |c|²`` so the work is one matrix product, not a loop over centres.
+    """
+    points = np.atleast_2d(np.asarray(points, dtype=np.float64))
+    centers = np.asarray(centers, dtype=np.float64)
+    sq = (np.einsum("ij,ij->i", points, points)[:, None] - 2.0 * points @ centers.T
+          + np.einsum("ij,ij->i", centers, centers)[None, :])
+    index = np.argmin(sq, axis=1)
+    # rounding can make a tiny squared distance negative
+    distance = np.sqrt(np.maximum(sq[np.arange(len(points)), index], 0.0))
+    return index, distance
+
+
+def decay_factor(half_life: float | None) -> float:
+    """The per-unit decay giving ``half_life`` (in batches or points) as Spark's StreamingKMeans does."""
+    if half_life is None or math.isinf(half_life):
+        return 1.0
+    if half_life <= 0:
+        raise ValueError(f"half-life must be > 0, got {half_life}")
+    return math.exp(math.log(0.5) / half_life)
+
+
+def decay_settings(config) -> tuple[float, str]:
+    """(decay per time unit, time unit) from ``headwater.kmeans``: ``half-life`` when set, else ``decay-factor``."""
+    section = config.section("headwater.kmeans")
+    half_life = section.get("half-life")
+    decay = decay_factor(half_life) if half_life is not None else float(section.get("decay-factor", 1.0))
+    return decay, section.get("time-unit", "batches")
+
+
+def update_centers(centers: np.ndarray, counts: np.ndarray, points: np.ndarray, decay: float = 1.0,
+                   time_unit: str = "batches", assignment: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Move each centre by the weighted mean of its newly assigned points.
+
+    ``centre += n / (a·N + n) · (mean − centre)`` and ``N ← a·N + n``, where ``n`` points were assigned
+    to a centre that had weight ``N`` and ``a`` is the decay: ``decay`` per batch, or ``decay**n_points``
+    per batch when ``time_unit`` is ``"points"`` (StreamingKMeans' two units). Centres with no new points
+    keep their position; their weight decays.
+    """
+    if time_unit not in ("batches", "points"):
+        raise ValueError(f"time_unit must be 'batches' or 'points', got {time_unit!r}")
+    points = np.atleast_2d(np.asarray(points, dtype=np.float64))
+    centers = np.array(centers, dtype=np.float64, copy=True)
+    counts = np.asarray(counts, dtype=np.float64)
+    if assignment is None:
+        assignment = nearest_centers(centers, points)[0]
+    k, dims = centers.shape
+    n = np.bincount(assignment, minlength=k).astype(np.float64)
+    sums = np.zeros((k, dims))
+    np.add.at(sums, assignment, points)
+    discount = decay ** len(points) if time_unit == "points" else decay
+    discounted = counts * discount
+    total = discounted + n
+    moved = n > 0
+    means = sums[moved] / n[moved, None]
+    centers[moved] += (n[moved] / total[moved])[:, None] * (means - centers[moved])
+    return centers, total

@@ -1,0 +1,118 @@
+"""``make run``: an app's demo end to end on the embedded stack, with data shipped in installed packages.
+
+Stack up → the app's history to Kafka → ingested into Delta → batch model registered as champion →
+ingest stream, speed and serving layers started as child processes → live data sent to Kafka →
+the serving layer's answer changes, with no further batch run. An app names its demo module
+(``App.demo``, e.g. ``headwater.apps.als.demo``), which has the same three names for every app:
+``history_lines(app)``, ``show_live_learning(config, base_url)`` and ``EXAMPLE_PATH``.
+"""
+from __future__ import annotations
+
+import importlib
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from headwater.apps import available_apps, find_app
+from headwater.config import Config, ConfigError, load_config
+from headwater.embedded import terminate_process_group
+from headwater.stack import Stack
+
+LAYERS = ("ingest-stream", "speed", "serve")
+
+
+def run_demo(app: str, conf: str | None, overrides: list[str]) -> int:
+    demo = _demo_module(app)
+    conf = conf or f"conf/{app}.conf"
+    config = load_config(conf, overrides)
+    stack = Stack(config)
+    started = stack.up()
+    print(f"stack up: Kafka at {stack.bootstrap_servers}, MLflow UI at {stack.mlflow_url}")
+    children: list[subprocess.Popen] = []
+    try:
+        _load_history(config, demo.history_lines(app))
+        children = _start_layers(conf, overrides, stack.var_dir / "logs")
+        base = f"http://{config.get('headwater.serving.host')}:{config.get('headwater.serving.port')}"
+        _wait_ready(base, children)
+        demo.show_live_learning(config, base)
+        print(f"\nserving layer: {base}{demo.EXAMPLE_PATH}   MLflow UI: {stack.mlflow_url}"
+              f"   events table: {config.table_uri('events')}")
+        print("layer logs in", stack.var_dir / "logs", "- press Ctrl-C to stop")
+        signal.signal(signal.SIGTERM, _interrupt)
+        while all(child.poll() is None for child in children):
+            time.sleep(1)
+        dead = [child.args[3] for child in children if child.poll() is not None]
+        print(f"a layer stopped unexpectedly: {', '.join(dead)}; see its log", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(children)
+        if started:
+            stack.down()
+        print("demo stopped" + (" and the stack it started is down" if started else ""))
+
+
+def _demo_module(name: str):
+    demo = find_app(name).demo
+    if demo is None:
+        with_demos = [n for n in sorted(available_apps()) if find_app(n).demo is not None]
+        raise ConfigError(f"app {name!r} has no demo; the apps with one are: {', '.join(with_demos)}")
+    return importlib.import_module(demo)
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def _load_history(config: Config, lines: list[str]) -> None:
+    from batch_layer.ingest import run_ingest
+    from batch_layer.runner import run_batch_once
+    from headwater.kafka_producer import LineProducer
+    from headwater.spark import get_spark
+
+    with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
+        producer.send_lines(config.input_topic, lines)
+    print(f"sent {len(lines)} history lines to {config.input_topic}; ingesting into Delta and training")
+    run_ingest(config, once=True)
+    run_batch_once(config)
+    # the layers run in their own processes from here on: free this one's JVM
+    get_spark(config).stop()
+
+
+def _start_layers(conf: str, overrides: list[str], log_dir: Path) -> list[subprocess.Popen]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    children = []
+    for command in LAYERS:
+        args = [sys.executable, "-m", "headwater.cli", command, "--conf", conf]
+        for override in overrides:
+            args += ["-D", override]
+        with open(log_dir / f"{command}.log", "ab") as out:
+            # own process group: stopping a layer also stops the Spark JVM it started
+            children.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             start_new_session=True))
+        print(f"started {command} (pid {children[-1].pid}), log {log_dir / (command + '.log')}")
+    return children
+
+
+def _wait_ready(base: str, children: list[subprocess.Popen], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            raise RuntimeError("a layer exited during start-up; see its log under var/logs")
+        try:
+            if requests.get(f"{base}/ready", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"serving layer at {base} not ready after {timeout:.0f} s")
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        terminate_process_group(child.pid, timeout=20)

@@ -1,0 +1,124 @@
+"""The constraint language of configuration values (scikit-learn's ``_parameter_constraints``, for config paths).
+
+A constraint's ``check(value)`` returns None when the value is acceptable, else the problem in words
+("must be an int in the range [1, inf)"); :func:`validate` turns the first problem into a
+:class:`ConfigError` that names the key, the file that set it and the value.
+
+>>> Interval(int, 1).check(0)
+'must be an int in the range [1, inf)'
+>>> ListOf(Options(("gini", "entropy"))).check(["gini"]) is None
+True
+>>> Optional(Interval(float, 0, 1)).check(None) is None
+True
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, missing or has a bad value; the message names key and file."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A number of ``kind`` (int or float) in [low, high] (a bound of None is open)."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    closed_low: bool = True
+    closed_high: bool = True
+
+    def check(self, value: Any) -> str | None:
+        kinds = (int,) if self.kind is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            return f"must be {self.describe()}"
+        if self.low is not None and (value < self.low or (value == self.low and not self.closed_low)):
+            return f"must be {self.describe()}"
+        if self.high is not None and (value > self.high or (value == self.high and not self.closed_high)):
+            return f"must be {self.describe()}"
+        return None
+
+    def describe(self) -> str:
+        name = "an int" if self.kind is int else "a number"
+        lo = "-inf" if self.low is None else self.low
+        hi = "inf" if self.high is None else self.high
+        left = "[" if self.closed_low and self.low is not None else "("
+        right = "]" if self.closed_high and self.high is not None else ")"
+        return f"{name} in the range {left}{lo}, {hi}{right}"
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of a fixed set of strings."""
+
+    values: tuple[str, ...]
+
+    def check(self, value: Any) -> str | None:
+        if value not in self.values:
+            return "must be one of " + ", ".join(repr(v) for v in self.values)
+        return None
+
+
+@dataclass(frozen=True)
+class OfType:
+    """A value of the given Python type(s)."""
+
+    kinds: tuple[type, ...]
+    description: str
+
+    def check(self, value: Any) -> str | None:
+        if isinstance(value, bool) and bool not in self.kinds:
+            return f"must be {self.description}"
+        return None if isinstance(value, self.kinds) else f"must be {self.description}"
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A non-empty list whose items all satisfy ``item``."""
+
+    item: Any
+    allow_empty: bool = False
+
+    def check(self, value: Any) -> str | None:
+        if not isinstance(value, list) or (not value and not self.allow_empty):
+            return "must be a " + ("" if self.allow_empty else "non-empty ") + "list"
+        for v in value:
+            problem = self.item.check(v)
+            if problem:
+                return f"must be a list whose items each {problem.removeprefix('must ')}"
+        return None
+
+
+@dataclass(frozen=True)
+class Optional:
+    """None, or a value satisfying ``inner``."""
+
+    inner: Any
+
+    def check(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        problem = self.inner.check(value)
+        return None if problem is None else f"{problem} or null"
+
+
+STRING = OfType((str,), "a string")
+BOOL = OfType((bool,), "true or false")
+STRINGS = ListOf(STRING, allow_empty=True)
+
+
+def validate(get: Callable[[str], Any], source_of: Callable[[str], str], constraints: Mapping[str, Any]) -> None:
+    """Check every constrained path; the first problem is a ConfigError naming key, source and value."""
+    for path, constraint in constraints.items():
+        value = get(path)
+        problem = constraint.check(value)
+        if problem:
+            raise ConfigError(f"{path} {problem} in {source_of(path)}, got {value!r}")
+
+
+__all__ = ["BOOL", "STRING", "STRINGS", "ConfigError", "Interval", "ListOf", "OfType", "Optional", "Options",
+           "validate"]

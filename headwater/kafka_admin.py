@@ -1,0 +1,137 @@
+"""Kafka administration and offsets on kafka-python: group-less consumers, topics, true end offsets.
+
+Consumers here never join a consumer group (``group_id=None``, no auto-commit): they ``assign``
+partitions and ``seek`` to offsets that the caller keeps (a Spark checkpoint, a registry snapshot).
+Consumer groups do not work on the embedded broker, and explicit offsets are what exactly-once needs.
+
+The embedded broker (Tansu) answers ListOffsets "latest" with the last record batch's base offset
++ 1, so after batched produces records exist beyond the reported end. :func:`true_end_offsets`
+corrects for it; nothing in headwater should use ``end_offsets`` directly.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+
+log = logging.getLogger(__name__)
+
+# Large fetches: our records are short text lines, and kafka-python's per-request cost dominates.
+CONSUMER_DEFAULTS = dict(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                         max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+# An end-offset probe reads at most one fetch response per partition, so it fits in one poll.
+PROBE_MAX_RECORDS = 200_000
+# A probe that sees nothing within its timeout takes the reported end as exact, so a slow answer
+# under-reports. That only delays records, unless the end is taken as proof that a topic was
+# recreated (offsets we hold lie beyond it): then probe with this timeout first, so a busy
+# broker or machine cannot fake a reset (and the replay or loss it would cause).
+RESET_PROBE_TIMEOUT_MS = 2000
+TOPIC_ALREADY_EXISTS = 36
+
+
+def new_consumer(bootstrap_servers: str, **overrides) -> KafkaConsumer:
+    """A group-less consumer with no assignment; callers ``assign`` and ``seek`` themselves."""
+    return KafkaConsumer(bootstrap_servers=bootstrap_servers, **{**CONSUMER_DEFAULTS, **overrides})
+
+
+def new_probe_consumer(bootstrap_servers: str) -> KafkaConsumer:
+    """A consumer for :func:`true_end_offsets`: small fetches, and a short broker-side wait so a
+    probe at the log end does not leave a fetch in flight for long."""
+    return new_consumer(bootstrap_servers, fetch_max_wait_ms=50, max_partition_fetch_bytes=1024 * 1024,
+                        check_crcs=False)
+
+
+@contextmanager
+def _borrowed_consumer(consumer_or_bootstrap: KafkaConsumer | str) -> Iterator[KafkaConsumer]:
+    if isinstance(consumer_or_bootstrap, KafkaConsumer):
+        yield consumer_or_bootstrap
+        return
+    consumer = new_probe_consumer(consumer_or_bootstrap)
+    try:
+        yield consumer
+    finally:
+        consumer.close()
+
+
+def ensure_topics(bootstrap_servers: str, partitions: dict[str, int]) -> list[str]:
+    """Create the missing topics (replication 1) and return their names; existing topics are left as they are."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    try:
+        existing = set(admin.list_topics())
+        missing = {name: n for name, n in partitions.items() if name not in existing}
+        if not missing:
+            return []
+        response = admin.create_topics(
+            {name: {"num_partitions": n, "replication_factor": 1} for name, n in missing.items()},
+            raise_errors=False)
+        created = []
+        for topic in response["topics"]:
+            # another process may have created it between list and create: that is fine
+            if topic["error_code"] == 0:
+                created.append(topic["name"])
+            elif topic["error_code"] != TOPIC_ALREADY_EXISTS:
+                raise KafkaError(f"creating topic {topic['name']!r} failed with error code "
+                                 f"{topic['error_code']}: {topic.get('error_message')}")
+        admin.wait_for_topics(list(missing))
+        return sorted(created)
+    finally:
+        admin.close()
+
+
+def topic_partitions(consumer: KafkaConsumer, topic: str) -> list[int]:
+    """The topic's partitions from fresh metadata (empty if the topic does not exist)."""
+    consumer.topics()  # refreshes the metadata cache, so new partitions and deleted topics show
+    return sorted(consumer.partitions_for_topic(topic) or ())
+
+
+def beginning_offsets(consumer_or_bootstrap: KafkaConsumer | str, topic: str,
+                      partitions: list[int] | None = None) -> dict[int, int]:
+    """The first available offset per partition."""
+    with _borrowed_consumer(consumer_or_bootstrap) as consumer:
+        parts = topic_partitions(consumer, topic) if partitions is None else partitions
+        found = consumer.beginning_offsets([TopicPartition(topic, p) for p in parts])
+        return {tp.partition: offset for tp, offset in sorted(found.items())}
+
+
+def true_end_offsets(consumer_or_bootstrap: KafkaConsumer | str, topic: str,
+                     partitions: list[int] | None = None, probe_timeout_ms: int = 100,
+                     max_probes: int = 20) -> dict[int, int]:
+    """The offset after the last record per partition, even where the broker under-reports it.
+
+    Tansu reports "latest" as the last batch's base offset + 1, so the rest of that batch lies
+    beyond the reported end (20,000 records produced in batches over 4 partitions were reported
+    as 4,983 per partition instead of 5,000). A consumer that trusted it would leave those records
+    until more traffic arrives. So: seek to the reported end and poll. The broker answers with
+    whole batches, so the first records a partition returns complete its last batch, and the
+    consumer's position is then its true end; a poll that returns nothing means the remaining
+    partitions' reported ends were exact. Stopping there, rather than polling until the topic is
+    quiet, keeps the probe short under continuous traffic. On a real Kafka cluster the reported
+    end is exact and the probe is one empty poll.
+
+    A passed consumer's assignment is replaced (best built by :func:`new_probe_consumer`); a
+    bootstrap string gets a short-lived consumer.
+    """
+    with _borrowed_consumer(consumer_or_bootstrap) as consumer:
+        parts = topic_partitions(consumer, topic) if partitions is None else partitions
+        if not parts:
+            return {}
+        tps = [TopicPartition(topic, p) for p in parts]
+        reported = consumer.end_offsets(tps)
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, reported[tp])
+        pending = set(tps)
+        for _ in range(max_probes):
+            polled = consumer.poll(timeout_ms=probe_timeout_ms, max_records=PROBE_MAX_RECORDS)
+            if not polled:
+                break
+            # a full poll may have cut a batch short: those partitions need another poll
+            if sum(map(len, polled.values())) < PROBE_MAX_RECORDS:
+                pending -= polled.keys()
+            if not pending:
+                break
+        return {tp.partition: max(reported[tp], consumer.position(tp)) for tp in tps}
