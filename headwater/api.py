@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # annotations only: the API module imports nothing of the framework at run time
+    import numpy as np
     import pyarrow as pa
 
     from headwater.config import Config
@@ -183,6 +184,18 @@ class SpeedModel(Protocol):
 
     def state_summary(self) -> dict[str, Any]:
         """The learnable state as plain values; equal summaries mean equal models (contract checks)."""
+
+    def score_many(self, parsed: pa.Table) -> dict[str, np.ndarray]:
+        """Prequential scores of a micro-batch by the model as it is, *before* learning from it.
+
+        ``{loss name: per-event values}``, each array with one value per row of ``parsed`` (NaN where the
+        model cannot score the event, e.g. an unknown user), lower is better; the first entry is the
+        app's primary loss (the one a rollback decision compares). The speed layer scores every batch
+        with the live model and with the champion alone, on the same events. Names in use:
+        ``squared_error``/``absolute_error`` (explicit ALS, forest regression), ``miss_at_10`` (implicit
+        ALS: 1 unless the event's item is in the user's top 10), ``error`` (0/1, classification),
+        ``distance`` (k-means: to the nearest centre).
+        """
 
 
 class ServingModel(Protocol):
