@@ -1,150 +1,132 @@
-"""The shared ALS state and fold-in math against closed-form least-squares solutions."""
+"""The speed layer's exact fold-in: after a micro-batch every touched user is the exact least-squares solution
+against the items before the batch, every touched item against the users after it; the values follow
+the batch aggregation's rules; the state round-trips through its artifacts."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from headwater.apps.als import updates
-from headwater.apps.als.factors import ALSFactors
-from headwater.apps.als.fold_in import (
-    GramianSolver,
-    aggregate_events,
-    fold_in,
-    fold_in_items,
-    fold_in_users,
-    target_estimates,
-)
+from headwater.apps.als.factors import ALSFactors, ALSSettings
+from headwater.apps.als.fold_in import FoldInState, batch_pair_values
+from headwater.apps.als.ratings import RatingStore
+from tests.test_als_solves import K, lstsq_explicit, lstsq_implicit, problem
 
-K = 4
-LAMBDA = 0.3
+MU, LAMBDA, LAMBDA_BIAS, ALPHA = 3.5, 0.1, 5.0, 10.0
 
 
-def make_factors(implicit: bool, seed: int = 0) -> ALSFactors:
+def make_state(implicit: bool, seed: int = 4) -> FoldInState:
+    u, i, r, Y, item_bias = problem(seed=seed, implicit=implicit)
     rng = np.random.default_rng(seed)
-    users = [f"u{n}" for n in range(6)]
-    items = [f"i{n}" for n in range(12)]
-    known = {"u0": {"i0", "i1"}, "u1": {"i2"}}
-    return ALSFactors(users, rng.normal(size=(6, K)) * 0.5, items, rng.normal(size=(12, K)) * 0.5, known,
-                      implicit, regularization=LAMBDA)
+    users, items = [f"u{n}" for n in range(40)], [f"i{n}" for n in range(30)]
+    settings = ALSSettings(implicit, LAMBDA, LAMBDA_BIAS, ALPHA)
+    factors = ALSFactors(users, rng.normal(0, 0.5, (40, K)), items, Y, RatingStore.from_pairs(40, u, i, r), settings,
+                         mu=0.0 if implicit else MU, user_bias=None if implicit else rng.normal(0, 0.3, 40),
+                         item_bias=None if implicit else item_bias)
+    return FoldInState(factors)
 
 
-def closed_form_change(M, row: int, dq: float) -> np.ndarray:
-    """argmin_d ||M d - dq·e_row||² + λ||d||², solved as a stacked least-squares problem (no inverse)."""
-    M = M.astype(np.float64)
-    A = np.vstack([M, np.sqrt(LAMBDA) * np.eye(K)])
-    b = np.zeros(len(M) + K)
-    b[row] = dq
-    return np.linalg.lstsq(A, b, rcond=None)[0]
-
-
-def test_implicit_target_follows_oryx():
-    current = np.array([0.2, -0.5, 1.2, 0.8, 0.5])
-    strength = np.array([3.0, 1.0, 2.0, -1.0, -4.0])
-    got = target_estimates(True, strength, current)
-    # c + s/(1+s)·(1 - max(0, c)); at/above 1 no change; negatives: c + s/(s-1)·(-min(1, c))
-    assert got[0] == pytest.approx(0.2 + 0.75 * 0.8)
-    assert got[1] == pytest.approx(-0.5 + 0.5 * 1.0)
-    assert np.isnan(got[2])
-    assert got[3] == pytest.approx(0.8 - 0.5 * 0.8)
-    assert got[4] == pytest.approx(0.5 - 0.8 * 0.5)
-    assert target_estimates(False, strength, current).tolist() == strength.tolist()
+def all_values(state: FoldInState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return state.by_user.gather(np.arange(len(state.users)))
 
 
 @pytest.mark.parametrize("implicit", [False, True])
-def test_user_fold_in_equals_regularised_least_squares(implicit):
-    factors = make_factors(implicit)
-    u, i, strength = 2, 5, 2.0
-    xu, yi = factors.X[u].astype(np.float64), factors.Y[i].astype(np.float64)
-    current = xu @ yi
-    target = strength if not implicit else current + strength / (1 + strength) * (1 - max(0.0, current))
-    expected = xu + closed_form_change(factors.Y, i, target - current)
+def test_touched_users_then_items_are_exact_solves(implicit):
+    state = make_state(implicit)
+    Y_before, item_bias_before = state.Y.astype(np.float64), state.item_bias.astype(np.float64)
+    rng = np.random.default_rng(9)
+    users = [f"u{n}" for n in rng.integers(0, 40, 30)] + ["brand-new", "brand-new"]
+    items = [f"i{n}" for n in rng.integers(0, 30, 30)] + ["i2", "new-item"]
+    change = state.learn(users, items, rng.integers(1, 6, 32).astype(float))
 
-    ids, vectors = fold_in_users(factors, ["u2"], ["i5"], [strength])
-    assert ids == ["u2"]
-    np.testing.assert_allclose(vectors[0], expected, rtol=1e-4, atol=1e-5)
-    # the estimate moved toward the target, but (with λ > 0 and other items pinned) not past it
-    new_estimate = vectors[0] @ yi
-    assert abs(target - new_estimate) < abs(target - current)
-
-
-def test_item_fold_in_is_the_mirror_image():
-    factors = make_factors(implicit=False)
-    xu, yi = factors.X[3].astype(np.float64), factors.Y[7].astype(np.float64)
-    expected = yi + closed_form_change(factors.X, 3, 4.0 - xu @ yi)
-    ids, vectors = fold_in_items(factors, ["u3"], ["i7"], [4.0])
-    assert ids == ["i7"]
-    np.testing.assert_allclose(vectors[0], expected, rtol=1e-4, atol=1e-5)
-
-
-def test_several_events_of_one_user_solve_together():
-    factors = make_factors(implicit=False)
-    xu = factors.X[1].astype(np.float64)
-    Y = factors.Y.astype(np.float64)
-    A = np.vstack([Y, np.sqrt(LAMBDA) * np.eye(K)])
-    b = np.zeros(len(Y) + K)
-    b[4], b[9] = 3.0 - xu @ Y[4], -1.0 - xu @ Y[9]
-    expected = xu + np.linalg.lstsq(A, b, rcond=None)[0]
-    ids, vectors = fold_in_users(factors, ["u1", "u1"], ["i4", "i9"], [3.0, -1.0])
-    np.testing.assert_allclose(vectors[0], expected, rtol=1e-4, atol=1e-5)
-
-
-def test_new_user_starts_from_dont_know():
-    factors = make_factors(implicit=True)
-    yi = factors.Y[0].astype(np.float64)
-    target = 0.5 + 1.0 / 2.0 * 0.5  # Oryx: current estimate 0.5 for a user without a vector, Qui = 0
-    expected = closed_form_change(factors.Y, 0, target)
-    ids, vectors = fold_in_users(factors, ["new"], ["i0"], [1.0])
-    assert ids == ["new"]
-    np.testing.assert_allclose(vectors[0], expected, rtol=1e-4, atol=1e-5)
-    assert vectors[0] @ yi > 0
+    seg, cols, values = all_values(state)
+    n_items = len(state.items)
+    Y_old = np.vstack([Y_before, np.zeros((n_items - len(Y_before), K))])
+    bias_old = np.r_[item_bias_before, np.zeros(n_items - len(item_bias_before))]
+    for user in change.user_ids:
+        row = state.users.rows([user])[0]
+        rated = seg == row
+        if implicit:
+            expected = lstsq_implicit(Y_old, cols[rated], values[rated], LAMBDA, ALPHA)
+            np.testing.assert_allclose(state.X[row], expected, atol=2e-6)
+        else:
+            x, b = lstsq_explicit(Y_old[cols[rated]], bias_old[cols[rated]], values[rated], MU, LAMBDA, LAMBDA_BIAS)
+            np.testing.assert_allclose(state.X[row], x, atol=2e-6)
+            assert state.user_bias[row] == pytest.approx(b, abs=2e-6)
+    X = state.X.astype(np.float64)
+    for item in change.item_ids:
+        row = state.items.rows([item])[0]
+        rated = cols == row
+        if implicit:
+            np.testing.assert_allclose(state.Y[row], lstsq_implicit(X, seg[rated], values[rated], LAMBDA, ALPHA),
+                                       atol=2e-6)
+        else:
+            y, b = lstsq_explicit(X[seg[rated]], state.user_bias[seg[rated]].astype(np.float64), values[rated],
+                                  MU, LAMBDA, LAMBDA_BIAS)
+            np.testing.assert_allclose(state.Y[row], y, atol=2e-6)
+            assert state.item_bias[row] == pytest.approx(b, abs=2e-6)
+    assert {"brand-new", "new-item"} <= {*change.user_ids, *change.item_ids}
+    if implicit:  # the cached Gramians followed every write
+        for gram, matrix in zip(state.grams(), (state.X, state.Y)):
+            np.testing.assert_allclose(gram, matrix.T.astype(np.float64) @ matrix, atol=1e-6)
 
 
-def test_brand_new_user_and_item_both_get_vectors_deterministically():
-    factors = make_factors(implicit=True)
-    first = fold_in(factors, ["nu"], ["ni"], [2.0])
-    again = fold_in(factors, ["nu"], ["ni"], [2.0])
-    assert first.user_ids == ["nu"] and first.item_ids == ["ni"]
-    assert np.all(np.isfinite(first.user_vectors)) and np.linalg.norm(first.user_vectors) > 0
-    np.testing.assert_array_equal(first.item_vectors, again.item_vectors)
-    assert float(first.user_vectors[0] @ first.item_vectors[0]) > 0  # they now predict each other
-    assert first.known_items == {"nu": {"ni"}}
+def test_a_brand_new_user_is_sensible_after_one_rating():
+    state = make_state(implicit=False)
+    for _ in range(10):  # ALS sweeps with the same solves: a fitted model, as the batch layer hands over
+        state._solve(np.arange(len(state.users)), users_side=True)
+        state._solve(np.arange(len(state.items)), users_side=False)
+    popular = int(np.argmax(state.item_bias))
+    cold = state.estimates(["newcomer"] * 30, [f"i{n}" for n in range(30)])  # μ + b_i: before any rating
+    state.learn(["newcomer"], [f"i{popular}"], [5.0])
+    estimates = state.estimates(["newcomer"] * 30, [f"i{n}" for n in range(30)])
+    # the rated film moves towards 5 without passing it, the user's bias is shrunk towards 0, and no
+    # estimate leaves the rating scale (the old fold-in put new users near 0 on a 0.5-5 scale)
+    assert cold[popular] < estimates[popular] < 5.0
+    assert 0 < state.user_bias[state.users.rows(["newcomer"])[0]] < (5.0 - cold[popular]) / 2
+    assert np.all((estimates > 0.5) & (estimates < 5.5))
 
 
-def test_delete_removes_known_item_without_moving_vectors():
-    factors = make_factors(implicit=True)
-    update = fold_in(factors, ["u0"], ["i1"], [np.nan])
-    assert update.user_ids == [] and update.item_ids == []
-    assert update.known_items == {"u0": {"i0"}}
+def test_batch_values_follow_the_aggregation_rules():
+    users, items = np.array([0, 0, 0, 1, 1, 2, 2]), np.array([5, 5, 5, 3, 3, 1, 1])
+    stored = np.array([1.0, np.nan, 2.0, 4.0, 1.0, 3.0, np.nan])
+    previous = lambda u, i: np.array([10.0, 20.0, 30.0])[np.argsort(u)]  # noqa: E731 - one stored value per pair
+    # implicit: a delete clears the stored value and earlier events; after it strengths add; a final delete removes
+    _, _, values = batch_pair_values(users, items, stored, True, previous)
+    np.testing.assert_array_equal(values, [2.0, 20.0 + 5.0, np.nan])
+    _, _, values = batch_pair_values(users, items, stored, False, previous)
+    np.testing.assert_array_equal(values, [2.0, 1.0, np.nan])  # explicit: the last rating, or removed
 
 
-def test_aggregation_lets_a_delete_cancel_earlier_events():
-    users, items, values = aggregate_events(True, ["a", "a", "b", "a", "b"], ["x", "x", "x", "x", "x"],
-                                            [1.0, 2.0, 5.0, np.nan, 1.0])
-    assert users.tolist() == ["a", "b"]
-    assert np.isnan(values[0]) and values[1] == 6.0
-    assert aggregate_events(False, ["a", "a"], ["x", "x"], [4.0, 2.0])[2].tolist() == [2.0]
+def test_deletes_remove_values_and_a_second_state_applying_the_change_agrees():
+    state = make_state(implicit=True)
+    replica = state.copy()
+    user_row = 0
+    cols, _ = state.by_user.row_values(user_row)
+    change = state.learn(["u0", "u0"], [f"i{cols[0]}", "fresh"], [np.nan, 2.0])
+    assert change.user_values[change.user_ids.index("u0")] == pytest.approx({f"i{cols[0]}": np.nan, "fresh": 2.0},
+                                                                            nan_ok=True)
+    assert cols[0] not in state.by_user.row_values(user_row)[0]
+    for n, user in enumerate(change.user_ids):
+        replica.apply_user(user, change.user_vectors[n], change.user_biases[n], change.user_values[n])
+    for n, item in enumerate(change.item_ids):
+        replica.apply_item(item, change.item_vectors[n], change.item_biases[n])
+    from headwater.app_checks import assert_same_state
+
+    assert_same_state(state.state_summary(), replica.state_summary(), "replica")
+    for gram, matrix in zip(replica.grams(), (replica.X, replica.Y)):
+        np.testing.assert_allclose(gram, matrix.T.astype(np.float64) @ matrix, atol=1e-6)
 
 
-def test_gramian_solver_inverts_regularised_gramian():
-    M = np.random.default_rng(1).normal(size=(30, K))
-    b = np.arange(K, dtype=float)
-    np.testing.assert_allclose(GramianSolver(M, LAMBDA).solve(b) @ (M.T @ M + LAMBDA * np.eye(K)), b,
-                               atol=1e-9)
+def test_state_round_trips_through_artifacts_and_copies_are_independent(tmp_path):
+    state = make_state(implicit=False)
+    state.learn(["u1", "newbie"], ["i3", "i4"], [4.0, 2.0])
+    state.to_factors().save(tmp_path / "model")
+    loaded = FoldInState(ALSFactors.load(tmp_path / "model"))
+    from headwater.app_checks import assert_same_state
 
-
-def test_save_load_round_trip_and_apply(tmp_path):
-    factors = make_factors(implicit=False)
-    factors.save(tmp_path / "f")
-    loaded = ALSFactors.load(tmp_path / "f")
-    assert loaded.user_ids == factors.user_ids and loaded.item_ids == factors.item_ids
-    np.testing.assert_array_equal(loaded.Y, factors.Y)
-    assert loaded.known_items == factors.known_items and loaded.implicit is False
-    assert loaded.regularization == LAMBDA and loaded.Y.dtype == np.float32
-
-    update = fold_in(loaded, ["u0", "brand"], ["i3", "i3"], [5.0, 1.0])
-    loaded.apply(update)
-    assert loaded.user_ids[-1] == "brand" and loaded.X.shape == (7, K)
-    row = update.user_ids.index("u0")
-    np.testing.assert_array_equal(loaded.X[loaded.user_index["u0"]], update.user_vectors[row])
-    assert loaded.known_items["u0"] == {"i0", "i1", "i3"}
-    assert [u.side for u in updates.fold_in_updates(update)] == ["X", "X", "Y"]
+    assert_same_state(state.state_summary(), loaded.state_summary(), "loaded")
+    before = loaded.state_summary()
+    copy = loaded.copy()
+    loaded.learn(["u2"], ["i5"], [1.0])
+    assert_same_state(before, copy.state_summary(), "copy")
+    assert state.memory_bytes()["stored_values"] == len(all_values(state)[0])

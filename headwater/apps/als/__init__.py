@@ -1,9 +1,11 @@
 """The ALS recommender app (Oryx's ALS): collaborative filtering on user-item events, implicit or explicit.
 
-Shared by the layers: the factor state and its artifacts (:mod:`.factors`), the fold-in math
-(:mod:`.fold_in`), the UP messages (:mod:`.updates`), the input events (:mod:`.events`), the Oryx
-aggregation the batch layer trains on (:mod:`.aggregation`), the pyfunc model (:mod:`.pyfunc`) and the
-demo (:mod:`.demo`). Each layer adapts it in one module: ``batch_layer/als.py``,
+Shared by the layers: the model state and its artifacts (:mod:`.factors`), each entity's values
+(:mod:`.ratings`), the exact per-entity solves (:mod:`.solves`), the strength transform both layers apply
+(:mod:`.strengths`), the speed layer's fold-in (:mod:`.fold_in`) and prequential losses
+(:mod:`.prequential`), the UP messages (:mod:`.updates`), the input events (:mod:`.events`), the Oryx
+aggregation the batch layer trains on (:mod:`.aggregation`), the evaluation and baselines
+(:mod:`.evaluation`), the pyfunc model (:mod:`.pyfunc`) and the demo (:mod:`.demo`). Each layer adapts it in one module: ``batch_layer/als.py``,
 ``speed_layer/als.py``, ``serving_layer/als.py`` (with ``serving_layer/als_model.py``).
 """
 from headwater.api import App
@@ -34,5 +36,6 @@ APP = App(
         "headwater.als.hyperparams.lambda": ListOf(Interval(float, 0)),
         "headwater.als.hyperparams.alpha": _POSITIVE_NUMBERS,
         "headwater.als.hyperparams.epsilon": _POSITIVE_NUMBERS,
+        "headwater.als.hyperparams.bias-lambda": ListOf(Interval(float, 0)),
     },
 )

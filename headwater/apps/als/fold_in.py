@@ -1,214 +1,264 @@
-"""The ALS fold-in math shared by the speed layer (micro-batches) and the serving layer (anonymous users).
+"""The speed layer's exact fold-in: a micro-batch of events → new values → exact solves of the touched entities.
 
-The fold-in is Oryx's (``ALSUtils.computeTargetQui`` / ``computeUpdatedXu``),
-vectorised over a micro-batch: for an event (u, i, strength) the estimate Qui = Xu·Yi moves to a
-target Qui' and Xu moves by the least-squares change that produces it,
+A :class:`FoldInState` is an :class:`~headwater.apps.als.factors.ALSFactors` made to learn: the factors and
+biases, both sides' values (:class:`~headwater.apps.als.ratings.RatingStore` by user and by item) and,
+implicit, the cached Gramians XᵀX and YᵀY. One :meth:`FoldInState.learn`
 
-    Xu' = Xu + Σ_i (Qui' - Qui) · Yi · (YᵀY + λI)⁻¹
+1. merges the batch's events into one absolute value per (user, item), as the batch aggregation does
+   (events in time order; a delete clears what came before; implicit strengths after the last delete
+   add to the stored value, explicit keeps the last rating), each strength decayed to the model's
+   reference time (:mod:`headwater.apps.als.strengths`);
+2. writes them into both stores;
+3. re-solves every touched user against the current items, then every touched item against the new
+   users (:mod:`headwater.apps.als.solves`), with the values transformed as the batch model's were
+   (decay to the newest event, zero threshold, log strength with the model's ε);
+4. returns the change as a :class:`~headwater.apps.als.factors.FoldIn` for the UP messages.
 
-which is the minimiser of ``||Y (x - Xu) - dQu||² + λ ||x - Xu||²`` (Hu, Koren and Volinsky's
-implicit solution with unit confidences for the single new observation, as Oryx approximates it).
-Several events of one user in a batch add their changes, which is that same minimiser for a dQu
-with several non-zero entries.
+A brand-new user or item starts from a zero vector and zero bias, so its first solve is exact too:
+after one rating a new user's estimates are μ + b_i plus what that one rating says.
 
->>> import numpy as np
->>> factors = ALSFactors(["u1"], [[0.5, 0.0]], ["i1", "i2"], np.eye(2), {"u1": {"i1"}}, implicit=True)
->>> update = fold_in(factors, ["u1"], ["i2"], [1.0])
->>> update.user_ids, update.user_vectors.round(3).tolist(), update.item_vectors.round(3).tolist()
-(['u1'], [[0.5, 0.5]], [[1.0, 1.0]])
->>> update.known_items["u1"] == {"i1", "i2"}
+>>> from headwater.apps.als.factors import ALSFactors, ALSSettings
+>>> factors = ALSFactors(["u1"], [[0.5, 0.0]], ["i1", "i2"], [[1.0, 0.0], [0.0, 1.0]], {"u1": {"i1": 4.0}},
+...                      ALSSettings(implicit=False, regularization=0.1, bias_regularization=1.0), mu=3.0)
+>>> state = FoldInState(factors)
+>>> change = state.learn(["new"], ["i2"], [5.0])
+>>> change.user_ids, change.user_values, change.item_ids
+(['new'], [{'i2': 5.0}], ['i2'])
+>>> float(state.estimates(["new", "new"], ["i2", "i1"])[0]) > 3.0 + 0.5   # the one rating lifts its item most
 True
-
-(``u1`` scored ``i2`` at 0; a strength of 1 moves the target halfway to 1, so Xu gains 0.5 along Yi.)
 """
 from __future__ import annotations
 
-import zlib
-from collections.abc import Mapping
-
 import numpy as np
+import pandas as pd
 
-from headwater.apps.als.factors import ALSFactors, FoldIn
+from headwater.apps.als.factors import ALSFactors, FoldIn, estimate_rows, summarize
+from headwater.apps.als.solves import explicit_solve, implicit_solve
+from headwater.apps.als.strengths import effective_values, stored_values
+
+# Recompute the cached Gramians from scratch this often: the incremental updates accumulate rounding.
+GRAM_REFRESH_BATCHES = 100
 
 
-class GramianSolver:
-    """Solves ``x (MᵀM + λI) = b`` for many rows b at once; build it once per model version.
+class IdMap:
+    """External id → row, vectorised with a pandas hash index; new ids get the next rows."""
 
-    >>> solver = GramianSolver(np.array([[2.0, 0.0], [0.0, 1.0]]), regularization=1.0)
-    >>> solver.solve(np.array([[5.0, 2.0]])).tolist()
-    [[1.0, 1.0]]
+    def __init__(self, ids):
+        self.index = pd.Index(np.asarray(list(ids), dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def rows(self, ids, add: bool = False) -> np.ndarray:
+        """Rows of ``ids`` (−1 for unknown ones, or new rows when ``add``)."""
+        ids = pd.Index(np.asarray(ids, dtype=object))
+        found = self.index.get_indexer(ids)
+        if add and (found < 0).any():
+            self.index = self.index.append(pd.Index(pd.unique(ids[found < 0])))
+            found = self.index.get_indexer(ids)
+        return found
+
+    def ids(self, rows) -> list[str]:
+        return self.index[np.asarray(rows, dtype=np.int64)].tolist()
+
+    def copy(self) -> IdMap:
+        other = IdMap.__new__(IdMap)
+        other.index = self.index  # immutable: adding ids makes a new one
+        return other
+
+
+def batch_pair_values(users: np.ndarray, items: np.ndarray, stored: np.ndarray, implicit: bool, previous_of):
+    """One absolute value per (user row, item row) touched by events in time order (NaN: removed).
+
+    ``previous_of(users, items)`` gives the stored values before the batch (implicit strengths add to it
+    unless the batch deleted the pair first). Returns (user rows, item rows, values), sorted by user.
     """
-
-    def __init__(self, M, regularization: float = 0.0):
-        M = np.asarray(M, dtype=np.float64)
-        gram = M.T @ M
-        k = gram.shape[0]
-        # With λ = 0 a rank-deficient Gramian (fewer rows than features) still gets a least-squares
-        # answer: a ridge this small changes a well-conditioned solution by ~1e-9 relative.
-        scale = np.trace(gram) / max(k, 1)
-        ridge = regularization if regularization > 0 else (1e-9 * scale if scale > 0 else 1.0)
-        self.inverse = np.linalg.inv(gram + ridge * np.eye(k))
-
-    def solve(self, B) -> np.ndarray:
-        return np.asarray(B, dtype=np.float64) @ self.inverse
-
-
-def target_estimates(implicit: bool, strengths, current) -> np.ndarray:
-    """Oryx's ``computeTargetQui`` over arrays: where each estimate should move (NaN: no change).
-
-    Implicit: a positive strength s moves the estimate c toward 1 by the fraction s/(1+s); a
-    negative one toward 0 by s/(s-1); an estimate already beyond the goal is left alone.
-    Explicit: the target is the rating itself.
-
-    >>> target_estimates(True, np.array([3.0, 3.0, -1.0]), np.array([0.2, 1.5, 0.8])).tolist()
-    [0.8, nan, 0.4]
-    """
-    s = np.asarray(strengths, dtype=np.float64)
-    c = np.asarray(current, dtype=np.float64)
+    key = users.astype(np.int64) * (int(items.max(initial=0)) + 1) + items
+    pairs, first, pair = np.unique(key, return_index=True, return_inverse=True)
+    position = np.arange(len(stored))
+    deleted = np.isnan(stored)
+    last_delete = np.full(len(pairs), -1)
+    np.maximum.at(last_delete, pair[deleted], position[deleted])
+    last_event = np.full(len(pairs), -1)
+    np.maximum.at(last_event, pair, position)
+    pair_users, pair_items = users[first], items[first]
     if not implicit:
-        return s.copy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        up = c + (s / (1.0 + s)) * (1.0 - np.maximum(0.0, c))
-        down = c + (s / (s - 1.0)) * -np.minimum(1.0, c)
-    return np.where((s > 0) & (c < 1.0), up, np.where((s < 0) & (c > 0.0), down, np.nan))
+        return pair_users, pair_items, stored[last_event]
+    live = position > last_delete[pair]
+    added = np.zeros(len(pairs))
+    np.add.at(added, pair[live], stored[live])
+    before = np.where(last_delete >= 0, 0.0, np.nan_to_num(previous_of(pair_users, pair_items), nan=0.0))
+    ends_deleted = last_delete == last_event
+    return pair_users, pair_items, np.where(ends_deleted, np.nan, before + added)
 
 
-def fold_in_rows(solver: GramianSolver, implicit: bool, current, has_current, group, others,
-                 strengths) -> tuple[np.ndarray, np.ndarray]:
-    """New vectors for ``len(current)`` rows from events (row ``group[e]``, other-side vector, strength).
+class FoldInState:
+    """The live form of an :class:`ALSFactors`: learns micro-batches, applies other processes' changes."""
 
-    Returns (vectors, changed): rows without a vector start from 0 with the "don't know" estimate 0.5.
-    """
-    current = np.asarray(current, dtype=np.float64)
-    others = np.asarray(others, dtype=np.float64)
-    rows = current[group]
-    estimate = np.einsum("ij,ij->i", rows, others)
-    known = np.asarray(has_current, dtype=bool)[group]
-    target = target_estimates(implicit, strengths, np.where(known, estimate, 0.5))
-    moving = ~np.isnan(target)
-    change = np.zeros_like(current)
-    np.add.at(change, group[moving], (target - np.where(known, estimate, 0.0))[moving, None] * others[moving])
-    changed = np.zeros(len(current), dtype=bool)
-    changed[group[moving]] = True
-    return (current + solver.solve(change)).astype(np.float32), changed
+    def __init__(self, factors: ALSFactors):
+        self.settings = factors.settings
+        self.mu = factors.mu
+        self.users = IdMap(factors.user_ids)
+        self.items = IdMap(factors.item_ids)
+        self.X = factors.X.copy()
+        self.Y = factors.Y.copy()
+        self.user_bias = factors.user_bias.copy()
+        self.item_bias = factors.item_bias.copy()
+        self.by_user = factors.ratings.copy()
+        self.by_item = self.by_user.transposed(len(self.items))
+        self.reference_time_ms = factors.reference_time_ms
+        self.newest_event_ms = factors.newest_event_ms
+        self._grams: list[np.ndarray] | None = None
+        self._batches = 0
+
+    @property
+    def features(self) -> int:
+        return self.Y.shape[1]
+
+    # --- learning -----------------------------------------------------------------------------------
+    def learn(self, users, items, strengths, event_ms=None) -> FoldIn:
+        """Fold events (in time order; strength NaN = delete; ``event_ms`` NaN = now) in; the change."""
+        strengths = np.asarray(strengths, dtype=np.float64)
+        times = np.full(len(strengths), np.nan) if event_ms is None else np.asarray(event_ms, dtype=np.float64)
+        if len(times) and not np.isnan(times).all():
+            newest = int(np.nanmax(times))
+            self.newest_event_ms = newest if self.newest_event_ms is None else max(newest, self.newest_event_ms)
+        u = self.users.rows(users, add=True)
+        i = self.items.rows(items, add=True)
+        self._grow()
+        now = np.nan if self.newest_event_ms is None else float(self.newest_event_ms)
+        stored = stored_values(strengths, np.where(np.isnan(times), now, times), self.reference_time_ms,
+                               self.settings.decay_factor)
+        pair_users, pair_items, values = batch_pair_values(u, i, stored, self.settings.implicit,
+                                                           self.by_user.lookup)
+        previous = self.by_user.replace(pair_users, pair_items, values)
+        self.by_item.replace(pair_items, pair_users, values, previous)
+        touched_users, touched_items = np.unique(pair_users), np.unique(pair_items)
+        self._solve(touched_users, users_side=True)
+        self._solve(touched_items, users_side=False)
+        self._batches += 1
+        if self._batches % GRAM_REFRESH_BATCHES == 0:
+            self._grams = None
+        return self._change(touched_users, touched_items, pair_users, pair_items, values)
+
+    def _grow(self) -> None:
+        for matrix, bias, ids in (("X", "user_bias", self.users), ("Y", "item_bias", self.items)):
+            extra = len(ids) - len(getattr(self, matrix))
+            if extra > 0:
+                setattr(self, matrix, np.vstack([getattr(self, matrix), np.zeros((extra, self.features), np.float32)]))
+                setattr(self, bias, np.concatenate([getattr(self, bias), np.zeros(extra, np.float32)]))
+        self.by_user.grow(len(self.users))
+        self.by_item.grow(len(self.items))
+
+    def grams(self) -> list[np.ndarray]:
+        """[XᵀX, YᵀY] in float64 (implicit feedback's shared term), kept up to date by every write."""
+        if self._grams is None:
+            self._grams = [m.T.astype(np.float64) @ m.astype(np.float64) for m in (self.X, self.Y)]
+        return self._grams
+
+    def _solve(self, rows: np.ndarray, users_side: bool) -> None:
+        s = self.settings
+        store, own, own_bias, other, other_bias = (
+            (self.by_user, self.X, self.user_bias, self.Y, self.item_bias) if users_side else
+            (self.by_item, self.Y, self.item_bias, self.X, self.user_bias))
+        seg, cols, stored = store.gather(rows)
+        values, kept = effective_values(stored, self.newest_event_ms, self.reference_time_ms, s.decay_factor,
+                                        s.zero_threshold, s.epsilon)
+        seg, cols = seg[kept], cols[kept]
+        if s.implicit:
+            vectors = implicit_solve(seg, len(rows), other[cols], values, self.grams()[1 if users_side else 0],
+                                     s.regularization, s.alpha)
+            self._set_rows(own, rows, vectors, gram=0 if users_side else 1)
+        else:
+            vectors, biases = explicit_solve(seg, len(rows), other[cols], other_bias[cols], values, self.mu,
+                                             s.regularization, s.bias_regularization)
+            own[rows] = vectors
+            own_bias[rows] = biases
+
+    def _set_rows(self, matrix: np.ndarray, rows: np.ndarray, vectors, gram: int) -> None:
+        old = matrix[rows].astype(np.float64)
+        matrix[rows] = vectors
+        if self._grams is not None:
+            new = matrix[rows].astype(np.float64)
+            self._grams[gram] += new.T @ new - old.T @ old
+
+    def _change(self, touched_users, touched_items, pair_users, pair_items, values) -> FoldIn:
+        item_ids = self.items.ids(pair_items)
+        starts = np.searchsorted(pair_users, touched_users)
+        ends = np.r_[starts[1:], len(pair_users)]
+        user_values = [dict(zip(item_ids[a:b], values[a:b].astype(np.float32).tolist()))
+                       for a, b in zip(starts, ends)]
+        return FoldIn(self.users.ids(touched_users), self.X[touched_users], self.user_bias[touched_users],
+                      user_values, self.items.ids(touched_items), self.Y[touched_items],
+                      self.item_bias[touched_items])
+
+    # --- other processes' changes ------------------------------------------------------------------
+    def apply_user(self, user: str, vector, bias: float, values: dict[str, float]) -> None:
+        """One user's new vector and bias and changed values, as an UP message carries them."""
+        row = self.users.rows([user], add=True)
+        cols = self.items.rows(list(values), add=True)
+        self._grow()
+        self._set_row(self.X, self.user_bias, row, vector, bias, gram=0)
+        written = np.array(list(values.values()), dtype=np.float64)
+        rows = np.repeat(row, len(cols))
+        previous = self.by_user.replace(rows, cols, written)
+        self.by_item.replace(cols, rows, written, previous)
+
+    def apply_item(self, item: str, vector, bias: float) -> None:
+        row = self.items.rows([item], add=True)
+        self._grow()
+        self._set_row(self.Y, self.item_bias, row, vector, bias, gram=1)
+
+    def _set_row(self, matrix, biases, row, vector, bias, gram: int) -> None:
+        if self.settings.implicit:
+            self._set_rows(matrix, row, np.asarray(vector, np.float32)[None, :], gram)
+        else:
+            matrix[row] = vector
+        biases[row] = bias
+
+    # --- reading -----------------------------------------------------------------------------------
+    def estimates(self, users, items) -> np.ndarray:
+        """μ + b_u + b_i + x·y (parts the model does not know count 0)."""
+        return estimate_rows(self.mu, self.X, self.Y, self.user_bias, self.item_bias, self.users.rows(users),
+                             self.items.rows(items))
+
+    def known_items(self, user: str) -> list[str]:
+        """The user's items with a positive value."""
+        row = self.users.rows([user])[0]
+        if row < 0:
+            return []
+        cols, values = self.by_user.row_values(row)
+        return sorted(self.items.ids(cols[values > 0]))
+
+    def to_factors(self) -> ALSFactors:
+        """The saved form (the arrays are shared, the values copied)."""
+        return ALSFactors(self.users.ids(np.arange(len(self.users))), self.X,
+                          self.items.ids(np.arange(len(self.items))), self.Y, self.by_user.copy(), self.settings,
+                          self.mu,
+                          self.user_bias, self.item_bias, self.reference_time_ms, self.newest_event_ms)
+
+    def copy(self) -> FoldInState:
+        other = FoldInState.__new__(FoldInState)
+        other.__dict__.update(self.__dict__)
+        for name in ("users", "items", "X", "Y", "user_bias", "item_bias", "by_user", "by_item"):
+            setattr(other, name, getattr(self, name).copy())
+        other._grams = None if self._grams is None else [g.copy() for g in self._grams]
+        return other
+
+    def state_summary(self) -> dict:
+        users, items = self.users.ids(np.arange(len(self.users))), self.items.ids(np.arange(len(self.items)))
+        seg, cols, values = self.by_user.gather(np.arange(len(self.users)))
+        ratings: dict[str, dict[str, float]] = {}
+        for row, col, value in zip(seg.tolist(), cols.tolist(), values.tolist()):
+            ratings.setdefault(users[row], {})[items[col]] = value
+        return summarize(dict(zip(users, np.column_stack([self.X, self.user_bias]))),
+                         dict(zip(items, np.column_stack([self.Y, self.item_bias]))), ratings)
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes of the values (both sides) and of everything else, and the number of values."""
+        arrays = sum(a.nbytes for a in (self.X, self.Y, self.user_bias, self.item_bias))
+        return {"values": self.by_user.nbytes() + self.by_item.nbytes(), "factors": arrays,
+                "stored_values": len(self.by_user)}
 
 
-def aggregate_events(implicit: bool, users, items, strengths) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One (user, item, strength) per pair, in first-seen order, as Oryx's speed layer aggregates.
-
-    A delete (NaN) cancels what came before it; after the last delete, implicit strengths add up
-    and an explicit rating is the last one. The strength is NaN when the pair ends with a delete.
-
-    >>> aggregate_events(True, ["u", "u", "u", "v"], ["i", "i", "i", "i"], [1.0, np.nan, 2.0, 4.0])
-    (array(['u', 'v'], dtype=object), array(['i', 'i'], dtype=object), array([2., 4.]))
-    """
-    users = np.asarray(users, dtype=object)
-    items = np.asarray(items, dtype=object)
-    s = np.asarray(strengths, dtype=np.float64)
-    pairs = np.array([f"{u}\x00{i}" for u, i in zip(users, items)], dtype=object)
-    _, first, inverse = np.unique(pairs, return_index=True, return_inverse=True)
-    position = np.arange(len(s))
-    deleted = np.isnan(s)
-    last_delete = np.full(len(first), -1)
-    np.maximum.at(last_delete, inverse[deleted], position[deleted])
-    live = position > last_delete[inverse]
-    last_live = np.full(len(first), -1)
-    np.maximum.at(last_live, inverse[live], position[live])
-    if implicit:
-        value = np.zeros(len(first))
-        np.add.at(value, inverse[live], s[live])
-    else:
-        value = s[np.maximum(last_live, 0)]
-    value = np.where(last_live >= 0, value, np.nan)
-    order = np.argsort(first, kind="stable")
-    return users[first][order], items[first][order], value[order]
-
-
-def fold_in_users(factors: ALSFactors, users, items, strengths,
-                  solver: GramianSolver | None = None) -> tuple[list[str], np.ndarray]:
-    """New user vectors from aggregated events against the current item vectors (unknown items skipped)."""
-    return _fold_in_side(factors.X, factors.user_index, factors.Y, factors.item_index, users, items,
-                         strengths, solver or GramianSolver(factors.Y, factors.regularization), factors.implicit)
-
-
-def fold_in_items(factors: ALSFactors, users, items, strengths,
-                  solver: GramianSolver | None = None) -> tuple[list[str], np.ndarray]:
-    """New item vectors from aggregated events against the current user vectors (unknown users skipped)."""
-    return _fold_in_side(factors.Y, factors.item_index, factors.X, factors.user_index, items, users,
-                         strengths, solver or GramianSolver(factors.X, factors.regularization), factors.implicit)
-
-
-def _fold_in_side(own, own_index, other, other_index, own_ids, other_ids, strengths, solver, implicit,
-                  extra_other: Mapping[str, np.ndarray] | None = None):
-    """Fold events into rows of ``own``; other-side vectors come from ``other`` or ``extra_other``."""
-    extra_other = extra_other or {}
-    strengths = np.asarray(strengths, dtype=np.float64)
-    usable = np.fromiter((o in other_index or o in extra_other for o in other_ids), bool,
-                         len(strengths)) & ~np.isnan(strengths)
-    if not usable.any():
-        return [], np.zeros((0, own.shape[1]), np.float32)
-    own_ids = np.asarray(own_ids, dtype=object)[usable]
-    other_ids = np.asarray(other_ids, dtype=object)[usable]
-    ids, group = np.unique(own_ids, return_inverse=True)
-    rows = np.array([own_index.get(i, -1) for i in ids])
-    current = np.where((rows >= 0)[:, None], own[np.maximum(rows, 0)], 0.0) if len(own) else \
-        np.zeros((len(ids), other.shape[1]))
-    others = np.stack([extra_other[o] if o in extra_other else other[other_index[o]] for o in other_ids])
-    vectors, changed = fold_in_rows(solver, implicit, current, rows >= 0, group, others, strengths[usable])
-    return [str(i) for i in ids[changed]], vectors[changed]
-
-
-def seed_vector(item_id: str, features: int, scale: float) -> np.ndarray:
-    """A small deterministic vector for an item first seen together with a brand-new user.
-
-    Deterministic (seeded by the id) so that re-running a micro-batch gives the same UP messages.
-    """
-    rng = np.random.default_rng(zlib.crc32(item_id.encode()))
-    return (rng.standard_normal(features) * scale / np.sqrt(features)).astype(np.float32)
-
-
-def fold_in(factors: ALSFactors, users, items, strengths, x_solver: GramianSolver | None = None,
-            y_solver: GramianSolver | None = None) -> FoldIn:
-    """Fold one micro-batch of events into new user and item vectors plus known items.
-
-    Items are folded in against the existing users, then users against the existing items and the
-    items just created. An item seen only with brand-new users (so neither side has a vector; Oryx
-    skips such events) starts from :func:`seed_vector`, the users are folded in against it, and the
-    item is then folded in against those new users.
-    """
-    users, items, strengths = aggregate_events(factors.implicit, users, items, strengths)
-    x_solver = x_solver or GramianSolver(factors.X, factors.regularization)
-    y_solver = y_solver or GramianSolver(factors.Y, factors.regularization)
-    item_ids, item_vectors = fold_in_items(factors, users, items, strengths, x_solver)
-    new_items = dict(zip(item_ids, item_vectors))
-    seeded = sorted({i for i in items[~np.isnan(strengths)]
-                     if i not in factors.item_index and i not in new_items})
-    if seeded:
-        norms = np.linalg.norm(factors.Y, axis=1) if len(factors.Y) else np.ones(1)
-        new_items.update({i: seed_vector(i, factors.features, float(norms.mean()) or 1.0) for i in seeded})
-    extra_items = {i: v for i, v in new_items.items() if i not in factors.item_index}
-    user_ids, user_vectors = _fold_in_side(factors.X, factors.user_index, factors.Y, factors.item_index,
-                                           users, items, strengths, y_solver, factors.implicit, extra_items)
-    if seeded:
-        new_users = dict(zip(user_ids, user_vectors))
-        wanted = np.isin(items, seeded)
-        ids, vectors = _fold_in_side(factors.Y, factors.item_index, factors.X, factors.user_index,
-                                     items[wanted], users[wanted], strengths[wanted], x_solver,
-                                     factors.implicit, new_users)
-        new_items.update(zip(ids, vectors))
-    known = _known_after(factors.known_items, users, items, strengths)
-    ids = list(new_items)
-    vectors = np.stack([new_items[i] for i in ids]) if ids else np.zeros((0, factors.features), np.float32)
-    return FoldIn(user_ids, user_vectors, ids, vectors.astype(np.float32), known)
-
-
-def _known_after(known_items, users, items, strengths) -> dict[str, set[str]]:
-    """Complete known-item sets of the users touched: positive strengths add, deletes remove."""
-    # pairs are unique after aggregate_events, so adds and removes do not depend on order
-    result = {user: set(known_items.get(user, ())) for user in dict.fromkeys(users)}
-    strengths = np.asarray(strengths, dtype=np.float64)
-    for user, item in zip(users[strengths > 0], items[strengths > 0]):
-        result[user].add(item)
-    for user, item in zip(users[np.isnan(strengths)], items[np.isnan(strengths)]):
-        result[user].discard(item)
-    return result
+__all__ = ["FoldInState", "IdMap", "batch_pair_values"]
