@@ -21,7 +21,7 @@ import requests
 from benchlib import latency_ms  # also puts the checkout on sys.path
 
 from headwater import registry
-from headwater.apps.als.factors import ALSFactors
+from headwater.apps.als.factors import ALSFactors, ALSSettings
 from headwater.apps.als.pyfunc import ALSPyfuncModel
 from headwater.config import load_config
 from headwater.embedded import free_port, start_broker
@@ -36,7 +36,7 @@ def register_champion(config, directory: Path) -> None:
     items = [f"i{n}" for n in range(ITEMS)]
     factors = ALSFactors([f"u{n}" for n in range(USERS)], rng.normal(0, 0.3, (USERS, FEATURES)), items,
                          rng.normal(0, 0.3, (ITEMS, FEATURES)),
-                         {f"u{n}": {items[n % ITEMS]} for n in range(USERS)}, implicit=True, regularization=0.1)
+                         {f"u{n}": {items[n % ITEMS]} for n in range(USERS)}, ALSSettings(True, regularization=0.1))
     factors.save(directory)
     registry.log_and_register(config, directory, ALSPyfuncModel(), {"layer": "batch"}, aliases=["champion"])
 

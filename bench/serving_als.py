@@ -43,9 +43,10 @@ def make_model(directory: Path) -> int:
     X = rng.standard_normal((USERS, FEATURES), dtype=np.float32)
     Y = rng.standard_normal((ITEMS, FEATURES), dtype=np.float32)
     known = {f"u{u}": {f"i{i}" for i in rng.integers(0, ITEMS, 20)} for u in range(USERS)}
-    from headwater.apps.als.factors import ALSFactors
+    from headwater.apps.als.factors import ALSFactors, ALSSettings
 
-    ALSFactors([f"u{u}" for u in range(USERS)], X, [f"i{i}" for i in range(ITEMS)], Y, known, True).save(directory)
+    ALSFactors([f"u{u}" for u in range(USERS)], X, [f"i{i}" for i in range(ITEMS)], Y, known,
+               ALSSettings(True)).save(directory)
     return X.nbytes + Y.nbytes
 
 

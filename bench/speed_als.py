@@ -1,12 +1,15 @@
-"""ALS speed-layer throughput: events folded in and published per second.
+"""ALS speed-layer throughput: events folded in (exact solves) and published per second.
 
-A model of 10,000 users × 5,000 items × 20 features; micro-batches of 50,000 events (about 5 % by
-new users, 2 % on new items, 1 % deletes). Per batch it times what the speed layer's
-``foreachBatch`` does without Spark: parse the lines (ALSFormat), ``learn_many`` (the shared fold-in,
-applied to the model), encode the UP messages, and produce them to a real embedded broker and
-flush. Prints one JSON object; the figure to read is ``events_per_sec`` (whole path, target ≥ 20,000).
+A model of 10,000 users × 5,000 items × 20 features with 20 values per user; micro-batches of 50,000
+events (about 5 % by new users, 2 % on new items, 1 % deletes), so every batch re-solves ~10,000 users
+and ~5,000 items from all their values. Per batch it times what the speed layer's ``foreachBatch``
+does without Spark: parse the lines (ALSFormat), ``score_many`` twice (the live model and the
+champion alone, as the runner scores every batch before learning), ``learn_many`` (the exact fold-in),
+encode the UP messages, and produce them to a real embedded broker and flush. Prints one JSON object;
+the figure to read is ``events_per_sec`` (whole path, target ≥ 20,000); ``memory`` gives the state's
+bytes per stored value. ``--explicit`` runs explicit feedback (with biases) instead of implicit.
 
-    python bench/speed_als.py [--batches 4] [--batch-size 50000] [--no-broker] [--spark]
+    python bench/speed_als.py [--batches 4] [--batch-size 50000] [--explicit] [--no-broker] [--spark]
 
 ``--spark`` adds the whole speed layer end to end: the model registered as champion in an MLflow
 sqlite store, a running :class:`~speed_layer.runner.SpeedLayer`, the events produced to
@@ -29,18 +32,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from headwater.apps.als.events import ALSFormat
-from headwater.apps.als.factors import ALSFactors
+from headwater.apps.als.factors import ALSFactors, ALSSettings
+from headwater.apps.als.ratings import RatingStore
 from headwater.messages import encode_up
 from speed_layer.als import ALSSpeedModel
 
 
-def make_model(users: int, items: int, features: int, rng) -> ALSSpeedModel:
-    item_ids = [f"i{n}" for n in range(items)]
-    known = {f"u{u}": {item_ids[i] for i in rng.integers(0, items, 20)} for u in range(users)}
+def make_model(users: int, items: int, features: int, implicit: bool, rng) -> ALSSpeedModel:
+    rows = np.repeat(np.arange(users), 20)
+    values = RatingStore.from_pairs(users, rows, rng.integers(0, items, len(rows)), rng.integers(1, 6, len(rows)))
     X = rng.normal(0, 0.1, (users, features))
     Y = rng.normal(0, 0.1, (items, features))
-    return ALSSpeedModel(ALSFactors([f"u{u}" for u in range(users)], X, item_ids, Y, known,
-                                    implicit=True, regularization=0.1))
+    biases = {} if implicit else {"mu": 3.0, "user_bias": rng.normal(0, 0.3, users), "item_bias": rng.normal(0, 0.3, items)}
+    return ALSSpeedModel.from_factors(ALSFactors(
+        [f"u{u}" for u in range(users)], X, [f"i{n}" for n in range(items)], Y, values,
+        ALSSettings(implicit, regularization=0.1, bias_regularization=5.0, alpha=1.0), **biases))
 
 
 def make_lines(n: int, users: int, items: int, batch: int, rng) -> list[str]:
@@ -68,7 +74,7 @@ def run_end_to_end(model: ALSSpeedModel, batches: list[list[str]], tmp: str) -> 
         "headwater.id=speedbench", "headwater.app=als", f'headwater.kafka.bootstrap-servers="127.0.0.1:{port}"',
         f'headwater.mlflow.tracking-uri="sqlite:///{tmp}/mlflow.db"', f'headwater.storage.root="{tmp}/data"',
         f'headwater.stack.var-dir="{tmp}/var"', "headwater.speed.snapshot-interval-sec=3600"])
-    model.to_artifacts(Path(tmp) / "champion")
+    model.save(Path(tmp) / "champion")
     registry.log_and_register(config, Path(tmp) / "champion", ALSPyfuncModel(), {"layer": "batch"}, ["champion"])
     layer = SpeedLayer(config).start()
     try:
@@ -99,6 +105,14 @@ def run_end_to_end(model: ALSSpeedModel, batches: list[list[str]], tmp: str) -> 
         broker.stop()
 
 
+def memory(before: dict, after: dict) -> dict:
+    """Bytes per stored value of the values (both sides, compacted base plus not yet folded delta)."""
+    return {"stored_values": [before["stored_values"], after["stored_values"]],
+            "value_bytes_per_value": [round(m["values"] / m["stored_values"], 1) for m in (before, after)],
+            "state_bytes_per_value": [round((m["values"] + m["factors"]) / m["stored_values"], 1)
+                                      for m in (before, after)]}
+
+
 def main() -> None:
     # the speed layer's one line per micro-batch goes to stderr; stdout is the JSON result
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
@@ -109,12 +123,15 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=50_000)
+    parser.add_argument("--explicit", action="store_true", help="explicit feedback (with biases)")
     parser.add_argument("--no-broker", action="store_true", help="time everything but producing")
     parser.add_argument("--spark", action="store_true", help="also run the whole speed layer end to end")
     args = parser.parse_args()
 
     rng = np.random.default_rng(42)
-    model = make_model(args.users, args.items, args.features, rng)
+    model = make_model(args.users, args.items, args.features, not args.explicit, rng)
+    champion = model.copy()
+    memory_before = model.state.memory_bytes()
     batches = [make_lines(args.batch_size, args.users, args.items, b, rng) for b in range(args.batches)]
     producer, broker, topic = None, None, "bench-speed.update"
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,22 +147,25 @@ def main() -> None:
             ensure_topics(f"127.0.0.1:{port}", {topic: 1})
             producer = LineProducer(f"127.0.0.1:{port}")
         try:
-            timings = {"parse": 0.0, "learn_many": 0.0, "encode": 0.0, "produce": 0.0}
+            timings = {"parse": 0.0, "score_many": 0.0, "learn_many": 0.0, "encode": 0.0, "produce": 0.0}
             updates, cpu_started = 0, time.process_time()
             for lines in batches:
                 t0 = time.perf_counter()
                 parsed = ALSFormat().parse(lines)
                 t1 = time.perf_counter()
-                payloads = model.learn_many(parsed.table)
+                model.score_many(parsed.table)
+                champion.score_many(parsed.table)
                 t2 = time.perf_counter()
-                messages = [encode_up(p) for p in payloads]
+                payloads = model.learn_many(parsed.table)
                 t3 = time.perf_counter()
+                messages = [encode_up(p) for p in payloads]
+                t4 = time.perf_counter()
                 if producer is not None:
                     for message in messages:
                         producer.send_bytes(topic, message, key=b"speed-bench")
                     producer.flush()
-                t4 = time.perf_counter()
-                for key, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                t5 = time.perf_counter()
+                for key, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
                     timings[key] += seconds
                 updates += len(payloads)
             cpu = time.process_time() - cpu_started
@@ -156,9 +176,12 @@ def main() -> None:
                 broker.stop()
     events = args.batches * args.batch_size
     total = sum(timings.values())
+    model.state.by_user.compact()  # per stored value, not per write waiting to be folded in
+    model.state.by_item.compact()
     print(json.dumps({
         "benchmark": "speed_als",
-        "model": {"users": args.users, "items": args.items, "features": args.features},
+        "model": {"users": args.users, "items": args.items, "features": args.features,
+                  "feedback": "explicit" if args.explicit else "implicit"},
         "batches": args.batches, "batch_size": args.batch_size, "events": events, "updates": updates,
         "through_broker": producer is not None,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
@@ -168,8 +191,10 @@ def main() -> None:
         "cpu_seconds": round(cpu, 3),
         "events_per_cpu_sec": round(events / cpu),
         "learn_many_events_per_sec": round(events / timings["learn_many"]),
+        "events_per_sec_without_scoring": round(events / (total - timings["score_many"])),
         "updates_per_sec_published": round(updates / (timings["encode"] + timings["produce"])),
-        "model_after": {"users": len(model.factors.user_ids), "items": len(model.factors.item_ids)},
+        "model_after": {"users": len(model.state.users), "items": len(model.state.items)},
+        "memory": memory(memory_before, model.state.memory_bytes()),
         "end_to_end": end_to_end,
     }))
 

@@ -1,7 +1,9 @@
 """ALS endpoints, with Oryx's paths, parameters and answers (``/recommend/<userID>`` and the rest).
 
 Scores come from :class:`serving_layer.als_model.ALSServingModel`: one float32 matrix-vector
-product over every item and an exact top-N. Writes (``/pref``, ``/ingest``) go to ``<id>.input``
+product over every item and an exact top-N; the values are the model's estimates (explicit feedback:
+μ + b_u + b_i + x·y), and ``/estimate`` answers for a user the model does not know yet with what it
+knows (μ + b_i), so every event on a known item has an estimate. Writes (``/pref``, ``/ingest``) go to ``<id>.input``
 as text lines, exactly as a producer would send them; the model changes when the speed layer's UP
 messages come back on ``<id>.update``.
 """
@@ -14,7 +16,7 @@ from flask import Blueprint, jsonify, request
 
 from headwater.apps.als.events import ALSFormat
 from serving_layer import formats
-from serving_layer.als_model import ALSServingModel
+from serving_layer.als_model import ALSServingModel, Query
 from serving_layer.app_context import models, rescorer, send_input_lines
 from serving_layer.errors import ApiError, not_found
 
@@ -25,11 +27,11 @@ def _model() -> ALSServingModel:
     return models().require_model()
 
 
-def _user_vector(model: ALSServingModel, user: str) -> np.ndarray:
-    vector = model.users.vector(user)
-    if vector is None:
+def _user_query(model: ALSServingModel, user: str) -> Query:
+    query = model.user_query(user)
+    if query is None:
         raise not_found("user", user)
-    return vector
+    return query
 
 
 def _item_vector(model: ALSServingModel, item: str) -> np.ndarray:
@@ -62,28 +64,29 @@ def _page(pairs):
 @bp.get("/recommend/<user>")
 def recommend(user):
     model = _model()
-    vector = _user_vector(model, user)
+    query = _user_query(model, user)
     exclude = None if formats.bool_param("considerKnownItems") else model.known_rows(user)
-    return _ranked(model, vector, exclude, user=user)
+    return _ranked(model, query, exclude, user=user)
 
 
 @bp.get("/recommendToMany/<path:users>")
 def recommend_to_many(users):
     model = _model()
     names = formats.split_path(users)
-    vector = np.mean([_user_vector(model, u) for u in names], axis=0)
+    queries = [_user_query(model, u) for u in names]
+    query = Query(np.mean([q.vector for q in queries], axis=0), float(np.mean([q.offset for q in queries])))
     exclude = None if formats.bool_param("considerKnownItems") else model.known_rows(*names)
-    return _ranked(model, vector, exclude, user=names)
+    return _ranked(model, query, exclude, user=names)
 
 
 @bp.get("/recommendToAnonymous/<path:items>")
 def recommend_to_anonymous(items):
     model = _model()
     pairs = formats.parse_item_values(formats.split_path(items))
-    vector = model.anonymous_vector(pairs)
-    if vector is None:
+    query = model.solve_user(pairs)
+    if query is None:
         raise ApiError(404, "none of the items is in the model", items=[i for i, _ in pairs])
-    return _ranked(model, vector, model.items.rows(i for i, _ in pairs))
+    return _ranked(model, query, model.items.rows(i for i, _ in pairs))
 
 
 @bp.get("/recommendWithContext/<user>/", defaults={"items": ""})
@@ -91,9 +94,10 @@ def recommend_to_anonymous(items):
 def recommend_with_context(user, items):
     model = _model()
     pairs = formats.parse_item_values(formats.split_path(items))
-    vector = model.anonymous_vector(pairs, start=_user_vector(model, user))
+    without_context = _user_query(model, user)
+    query = model.solve_user(pairs, user=user) or without_context
     known = () if formats.bool_param("considerKnownItems") else (user,)
-    return _ranked(model, vector, model.known_rows(*known, extra=[i for i, _ in pairs]), user=user)
+    return _ranked(model, query, model.known_rows(*known, extra=[i for i, _ in pairs]), user=user)
 
 
 @bp.get("/similarity/<path:items>")
@@ -115,33 +119,33 @@ def similarity_to_item(to_item, items):
 @bp.get("/estimate/<user>/<path:items>")
 def estimate(user, items):
     model = _model()
-    return formats.values(model.estimate(_user_vector(model, user), formats.split_path(items)))
+    return formats.values(model.estimates(model.user_query(user), formats.split_path(items)))
 
 
 @bp.get("/estimateForAnonymous/<to_item>/<path:items>")
 def estimate_for_anonymous(to_item, items):
     model = _model()
-    target = _item_vector(model, to_item)
-    vector = model.anonymous_vector(formats.parse_item_values(formats.split_path(items)))
-    return formats.values([0.0 if vector is None else float(np.dot(vector, target))])
+    _item_vector(model, to_item)
+    query = model.solve_user(formats.parse_item_values(formats.split_path(items)))
+    return formats.values(model.estimates(query, [to_item]))
 
 
 @bp.get("/because/<user>/<item>")
 def because(user, item):
     model = _model()
     vector = _item_vector(model, item)
-    if user not in model.known_items and model.users.vector(user) is None:
+    if not model.has_user(user):
         raise not_found("user", user)
-    pairs = model.cosine_to(vector, sorted(model.known_items.get(user, ())))
+    pairs = model.cosine_to(vector, model.known_items(user))
     return _page(sorted(pairs, key=lambda p: -p[1]))
 
 
 @bp.get("/mostSurprising/<user>")
 def most_surprising(user):
     model = _model()
-    vector = _user_vector(model, user)
-    known = sorted(model.known_items.get(user, ()))
-    pairs = list(zip(known, model.estimate(vector, known)))
+    query = _user_query(model, user)
+    known = model.known_items(user)
+    pairs = list(zip(known, model.estimates(query, known)))
     return _page(sorted(pairs, key=lambda p: p[1]))
 
 
@@ -175,9 +179,9 @@ def most_active_users():
 @bp.get("/knownItems/<user>")
 def known_items(user):
     model = _model()
-    if user not in model.known_items and model.users.vector(user) is None:
+    if not model.has_user(user):
         raise not_found("user", user)
-    return formats.ids(sorted(model.known_items.get(user, ())))
+    return formats.ids(model.known_items(user))
 
 
 @bp.get("/item/allIDs")

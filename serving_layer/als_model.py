@@ -1,13 +1,20 @@
-"""The ALS model as the serving layer holds it: factor tables, known items, exact top-N, anonymous fold-in.
+"""The ALS model as the serving layer holds it: factor tables with biases, each user's values, exact top-N,
+and exact solves for anonymous users and users with context.
 
->>> import numpy as np
->>> from headwater.apps.als.factors import ALSFactors
+Scores are the model's estimates, μ + b_u + b_i + x·y (implicit feedback has no biases: x·y), and a
+ranking orders items by that same score. An anonymous user (``/recommendToAnonymous``) or a user with
+context items (``/recommendWithContext``) is solved exactly as the speed layer solves a user
+(:mod:`headwater.apps.als.solves`), from the given (item, value) pairs — and, with context, the user's
+own values — against the current item vectors.
+
+>>> from headwater.apps.als.factors import ALSFactors, ALSSettings
 >>> model = ALSServingModel(ALSFactors(["u"], [[1.0, 0.0]], ["a", "b", "c"],
-...                                    [[0.9, 0.0], [0.1, 0.0], [0.5, 0.5]], {"u": {"a"}}, True))
->>> model.top_n(model.users.vector("u"), 2, exclude=model.known_rows("u"))
+...                                    [[0.9, 0.0], [0.1, 0.0], [0.5, 0.5]], {"u": {"a"}}, ALSSettings(True)))
+>>> query = model.user_query("u")
+>>> model.top_n(query, 2, exclude=model.known_rows("u"))
 [('c', 0.5), ('b', 0.10000000149011612)]
->>> model.apply_update(["Y", "d", [2.0, 0.0], None])
->>> model.top_n(model.users.vector("u"), 1)
+>>> model.apply_update(["Y", "d", [2.0, 0.0], 0.0])
+>>> model.top_n(query, 1)
 [('d', 2.0)]
 """
 from __future__ import annotations
@@ -16,31 +23,42 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import numpy as np
 
 from headwater.apps.als import updates
 from headwater.apps.als.factors import ALSFactors, summarize
-from headwater.apps.als.fold_in import GramianSolver, target_estimates
+from headwater.apps.als.solves import explicit_solve, implicit_solve
+from headwater.apps.als.strengths import effective_values, stored_values
+from serving_layer.als_values import UserValues
 from serving_layer.vector_store import FactorTable, ScoreBuffers, top_indices
 
 Rescorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+class Query(NamedTuple):
+    """A user to rank items for: its vector and what its estimates add to b_i + x·y (μ + b_u)."""
+
+    vector: np.ndarray
+    offset: float = 0.0
+
+
 class ALSServingModel:
-    """User and item factor tables plus known items; answers top-N, estimates and fold-ins."""
+    """User and item factor tables, each user's values; answers top-N, estimates and exact solves."""
 
     def __init__(self, factors: ALSFactors, version: int | None = None):
         self.version = version
+        self.settings = factors.settings
         self.implicit = factors.implicit
-        self.regularization = factors.regularization
-        self.users = FactorTable(factors.user_ids, factors.X)
-        self.items = FactorTable(factors.item_ids, factors.Y)
-        self.known_items: dict[str, frozenset[str]] = {u: frozenset(s) for u, s in factors.known_items.items()}
+        self.mu = factors.mu
+        self.reference_time_ms, self.newest_event_ms = factors.reference_time_ms, factors.newest_event_ms
+        self.users = FactorTable(factors.user_ids, factors.X, factors.user_bias)
+        self.items = FactorTable(factors.item_ids, factors.Y, factors.item_bias)
+        self.values = UserValues(factors.user_ids, factors.item_ids, factors.ratings)
         self.updates_applied = 0
         self.last_update_time: float | None = None
-        self._solver: tuple[int, GramianSolver] | None = None
-        self._counts: tuple[int, Counter, Counter] | None = None
+        self._gram: tuple[int, np.ndarray] | None = None
         self._write_lock = threading.Lock()
         self._buffers = ScoreBuffers()
 
@@ -62,39 +80,52 @@ class ALSServingModel:
         """Apply one UP payload (:mod:`headwater.apps.als.updates`); applying it twice is harmless."""
         update = updates.decode(payload)
         with self._write_lock:
-            if update.side == updates.USER:
-                self.users.upsert(update.id, update.vector)
-                if update.others is not None:
-                    self.known_items[update.id] = frozenset(update.others)
-            else:
-                self.items.upsert(update.id, update.vector)
-                for user in update.others or ():
-                    if update.id not in self.known_items.get(user, ()):
-                        self.known_items[user] = self.known_items.get(user, frozenset()) | {update.id}
+            table = self.users if update.side == updates.USER else self.items
+            table.upsert(update.id, update.vector, update.bias)
+            if update.values:
+                self.values.apply(update.id, update.values)
             self.updates_applied += 1
             self.last_update_time = time.time()
 
     def state_summary(self) -> dict:
         users, items = self.users.view, self.items.view
-        return summarize(users.ids.tolist(), users.vectors, items.ids.tolist(), items.vectors, self.known_items)
+        return summarize(dict(zip(users.ids.tolist(), np.column_stack([users.vectors, users.biases]))),
+                         dict(zip(items.ids.tolist(), np.column_stack([items.vectors, items.biases]))),
+                         self.values.all())
 
     # --- queries ------------------------------------------------------------------------------
+    def has_user(self, user: str) -> bool:
+        return self.users.vector(user) is not None or self.values.has(user)
+
+    def known_items(self, user: str) -> list[str]:
+        return self.values.known(user)
+
     def known_rows(self, *users: str, extra: Iterable[str] = ()) -> np.ndarray:
         ids = set(extra)
         for user in users:
-            ids |= self.known_items.get(user, frozenset())
+            ids.update(self.values.known(user))
         return self.items.rows(ids)
 
-    def top_n(self, query, how_many: int, exclude: np.ndarray | None = None, cosine: bool = False,
-              rescorer: Rescorer | None = None) -> list[tuple[str, float]]:
-        """The ``how_many`` best items for a query vector by dot product (or cosine), best first."""
+    def user_query(self, user: str) -> Query | None:
+        """The user's vector and μ + b_u, or None for a user without a vector."""
+        vector = self.users.vector(user)
+        return None if vector is None else Query(vector, self.mu + self.users.bias(user))
+
+    def top_n(self, query: Query | np.ndarray, how_many: int, exclude: np.ndarray | None = None,
+              cosine: bool = False, rescorer: Rescorer | None = None) -> list[tuple[str, float]]:
+        """The ``how_many`` best items for a query, best first: by estimate for a :class:`Query`, by dot
+        product (or cosine) for a bare vector."""
         view = self.items.view
+        vector = np.asarray(query.vector if isinstance(query, Query) else query, dtype=np.float32)
         with self._buffers.borrow(len(view.ids)) as scores:
-            np.matmul(view.vectors, np.asarray(query, dtype=np.float32), out=scores)
+            np.matmul(view.vectors, vector, out=scores)
             if cosine:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     scores /= view.norms
                 scores[~np.isfinite(scores)] = 0.0
+            elif isinstance(query, Query) and not self.implicit:
+                scores += view.biases
+                scores += np.float32(query.offset)
             if exclude is not None and len(exclude):
                 scores[exclude[exclude < len(scores)]] = -np.inf
             if rescorer is not None:
@@ -103,8 +134,16 @@ class ALSServingModel:
             top = top_indices(scores, how_many)
             return list(zip(view.ids[top].tolist(), scores[top].astype(float).tolist()))
 
-    def estimate(self, user_vector, item_ids: list[str]) -> list[float]:
-        return [0.0 if (v := self.items.vector(i)) is None else float(np.dot(user_vector, v)) for i in item_ids]
+    def estimates(self, query: Query | None, item_ids: list[str]) -> list[float]:
+        """μ + b_u + b_i + x·y per item; what the model does not know (no query: an unknown user) counts 0."""
+        result = []
+        for item in item_ids:
+            vector = self.items.vector(item)
+            estimate = self.mu if query is None else query.offset
+            if vector is not None:
+                estimate += self.items.bias(item) + (0.0 if query is None else float(np.dot(query.vector, vector)))
+            result.append(float(estimate))
+        return result
 
     def cosine_to(self, vector, item_ids: list[str]) -> list[tuple[str, float]]:
         norm = float(np.linalg.norm(vector))
@@ -115,40 +154,45 @@ class ALSServingModel:
             result.append((item, float(np.dot(vector, other)) / denominator if denominator else 0.0))
         return result
 
-    def solver(self) -> GramianSolver:
-        """(YᵀY + λI)⁻¹ of the current items, rebuilt only after items changed."""
-        cached = self._solver
+    def item_gram(self) -> np.ndarray:
+        """YᵀY of the current items (implicit solves), recomputed only after items changed."""
+        cached = self._gram
         if cached is None or cached[0] != self.items.version:
-            version = self.items.version
-            cached = (version, GramianSolver(self.items.view.vectors, self.regularization))
-            self._solver = cached
+            version, vectors = self.items.version, self.items.view.vectors.astype(np.float64)
+            cached = (version, vectors.T @ vectors)
+            self._gram = cached
         return cached[1]
 
-    def anonymous_vector(self, item_values: list[tuple[str, float]], start=None) -> np.ndarray | None:
-        """A user vector built by folding in (item, value) pairs one by one (Oryx's buildTemporaryUserVector)."""
-        solver = self.solver()
-        x = None if start is None else np.asarray(start, dtype=np.float64)
+    def solve_user(self, item_values: list[tuple[str, float]], user: str | None = None) -> Query | None:
+        """The exact vector (and μ + b) of a user whose values are ``item_values`` — added to the values of
+        ``user`` when given (implicit strengths add, an explicit rating replaces) — against the current
+        items; None when no item is in the model."""
+        s = self.settings
+        values = dict(self.values.of(user)) if user is not None else {}
         for item, value in item_values:
-            y = self.items.vector(item)
-            if y is None:
-                continue
-            current = 0.0 if x is None else float(x @ y)
-            target = target_estimates(self.implicit, [value], [0.5 if x is None else current])[0]
-            if np.isnan(target):
-                continue
-            x = (np.zeros(self.features) if x is None else x) + solver.solve((target - current) * y)
-        return None if x is None else x.astype(np.float32)
+            # a query's values are "now": stored as an event at the newest time the model has seen
+            stored = float(stored_values([value], [self.newest_event_ms or 0], self.reference_time_ms,
+                                         s.decay_factor)[0])
+            values[item] = values.get(item, 0.0) + stored if s.implicit else stored
+        rows = self.items.rows(values)
+        known = [item for item in values if self.items.index.get(item) is not None]
+        if not len(rows):
+            return None
+        transformed, kept = effective_values(np.array([values[i] for i in known]), self.newest_event_ms,
+                                             self.reference_time_ms, s.decay_factor, s.zero_threshold, s.epsilon)
+        rows = rows[kept]
+        vectors = self.items.view.vectors[rows]
+        seg = np.zeros(len(rows), dtype=np.int64)
+        if s.implicit:
+            x = implicit_solve(seg, 1, vectors, transformed, self.item_gram(), s.regularization, s.alpha)[0]
+            return Query(x.astype(np.float32), 0.0)
+        x, b = explicit_solve(seg, 1, vectors, self.items.view.biases[rows], transformed, self.mu,
+                              s.regularization, s.bias_regularization)
+        return Query(x[0].astype(np.float32), self.mu + float(b[0]))
 
     def popularity(self) -> tuple[Counter, Counter]:
         """(users per item, items per user), recounted only after updates."""
-        cached = self._counts
-        if cached is None or cached[0] != self.updates_applied:
-            stamp = self.updates_applied
-            known = list(self.known_items.items())  # one C-level copy: safe against the writer
-            items = Counter(i for _, s in known for i in s)
-            cached = (stamp, items, Counter({u: len(s) for u, s in known}))
-            self._counts = cached
-        return cached[1], cached[2]
+        return self.values.popularity()
 
     def __repr__(self) -> str:
         return (f"ALSServingModel(version={self.version}, users={len(self.users)}, items={len(self.items)}, "

@@ -7,8 +7,8 @@ rows from UP messages copies the table O(log n) times, not per message. A vector
 place may be read half-updated by a concurrent request, which only blurs one score for one query.
 
 >>> table = FactorTable(["a", "b"], np.array([[1.0, 0.0], [0.0, 1.0]]))
->>> table.upsert("c", [0.5, 0.5]); len(table), table.vector("c").tolist()
-(3, [0.5, 0.5])
+>>> table.upsert("c", [0.5, 0.5], bias=0.25); len(table), table.vector("c").tolist(), table.bias("c")
+(3, [0.5, 0.5], 0.25)
 >>> top_indices(np.array([0.1, 0.9, 0.5]), 2).tolist()
 [1, 2]
 """
@@ -29,6 +29,7 @@ class TableView(NamedTuple):
     vectors: np.ndarray   # (n, k) float32, a view of the table's buffer
     ids: np.ndarray       # (n,) numpy str array
     norms: np.ndarray     # (n,) float32
+    biases: np.ndarray    # (n,) float32 (explicit ALS: b_u or b_i; zeros otherwise)
 
 
 class IdIndex:
@@ -67,20 +68,21 @@ class IdIndex:
 
 
 class FactorTable:
-    """Rows of float32 vectors keyed by id, appendable without copying on every append."""
+    """Rows of float32 vectors (and a bias each) keyed by id, appendable without copying on every append."""
 
-    def __init__(self, ids, vectors: np.ndarray):
+    def __init__(self, ids, vectors: np.ndarray, biases=None):
         n, k = vectors.shape
         self._ids = np.asarray(ids, dtype=str) if len(ids) else np.empty(0, dtype="<U1")
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._norms = np.linalg.norm(self._vectors, axis=1).astype(np.float32)
+        self._biases = np.zeros(n, np.float32) if biases is None else np.array(biases, dtype=np.float32)
         self.index = IdIndex(self._ids)
         self.features = k
         self.version = 0  # bumped on every write, so caches derived from the table know they are stale
         self._publish(n)
 
     def _publish(self, n: int) -> None:
-        self.view = TableView(self._vectors[:n], self._ids[:n], self._norms[:n])
+        self.view = TableView(self._vectors[:n], self._ids[:n], self._norms[:n], self._biases[:n])
 
     def __len__(self) -> int:
         return len(self.view.ids)
@@ -89,12 +91,17 @@ class FactorTable:
         row = self.index.get(id_)
         return None if row is None else self._vectors[row]
 
+    def bias(self, id_: str) -> float:
+        """The id's bias; 0 for an id the table does not have."""
+        row = self.index.get(id_)
+        return 0.0 if row is None else float(self._biases[row])
+
     def rows(self, ids: Iterable[str]) -> np.ndarray:
         found = (self.index.get(i) for i in ids)
         return np.fromiter((row for row in found if row is not None), dtype=np.intp)
 
-    def upsert(self, id_: str, vector) -> None:
-        """Set one row (single writer); idempotent for the same (id, vector)."""
+    def upsert(self, id_: str, vector, bias: float = 0.0) -> None:
+        """Set one row (single writer); idempotent for the same (id, vector, bias)."""
         vector = np.asarray(vector, dtype=np.float32)
         if vector.shape != (self.features,):
             raise ValueError(f"vector of {id_!r} has {vector.size} values, the model has {self.features} features")
@@ -106,6 +113,7 @@ class FactorTable:
             self._ids[row] = id_
         self._vectors[row] = vector
         self._norms[row] = np.linalg.norm(vector)
+        self._biases[row] = bias
         self.version += 1
         if row == len(self):
             self.index.add(id_, row)
@@ -121,8 +129,10 @@ class FactorTable:
         ids[:n] = self._ids[:n]
         norms = np.empty(capacity, dtype=np.float32)
         norms[:n] = self._norms[:n]
+        biases = np.zeros(capacity, dtype=np.float32)
+        biases[:n] = self._biases[:n]
         # readers keep the old buffers through their views; the new ones are published with the next row
-        self._vectors, self._ids, self._norms = vectors, ids, norms
+        self._vectors, self._ids, self._norms, self._biases = vectors, ids, norms, biases
 
 
 def top_indices(scores: np.ndarray, k: int) -> np.ndarray:

@@ -8,7 +8,8 @@ import types
 import numpy as np
 import pytest
 
-from headwater.apps.als.factors import ALSFactors
+from headwater.apps.als.factors import ALSFactors, ALSSettings
+from headwater.apps.als.solves import explicit_solve, implicit_solve
 from serving_layer.als_model import ALSServingModel
 from serving_layer.app import create_app
 from serving_layer.model_manager import ModelManager
@@ -20,7 +21,9 @@ KNOWN = {"u0": {"i0", "i1"}, "u1": {"i1"}, "u2": {"i1", "i2", "i3"}}
 
 def small_factors(implicit: bool = True) -> ALSFactors:
     rng = np.random.default_rng(7)
-    return ALSFactors(USERS, rng.normal(size=(5, 3)), ITEMS, rng.normal(size=(12, 3)), KNOWN, implicit, 0.1)
+    biases = {} if implicit else {"mu": 3.0, "user_bias": rng.normal(0, 0.3, 5), "item_bias": rng.normal(0, 0.3, 12)}
+    return ALSFactors(USERS, rng.normal(size=(5, 3)), ITEMS, rng.normal(size=(12, 3)), KNOWN,
+                      ALSSettings(implicit, regularization=0.1, bias_regularization=2.0, alpha=3.0), **biases)
 
 
 @pytest.fixture
@@ -76,7 +79,6 @@ def test_json_on_accept_header(serve_model):
     ("/recommend/u0?offset=-1", 400, "offset"),
     ("/recommend/u0?considerKnownItems=maybe", 400, "considerKnownItems"),
     ("/similarity/i0/nope", 404, "nope"),
-    ("/estimate/nobody/i0", 404, "nobody"),
     ("/because/u0/nope", 404, "nope"),
     ("/recommendToAnonymous/nope1/nope2", 404, "none of the items"),
     ("/recommendToAnonymous/i0=abc", 400, "abc"),
@@ -136,18 +138,55 @@ def test_other_endpoints(serve_model):
     assert [i for i, _ in many] == brute_top(f.Y @ mean, {"i0", "i1"}, 20)
 
 
-def test_anonymous_vector_is_oryx_sequential_fold_in(serve_model):
-    f = small_factors()
-    model = ALSServingModel(f)
-    inverse = np.linalg.inv(f.Y.T.astype(float) @ f.Y + 0.1 * np.eye(3))
-    y1 = f.Y[1].astype(float)
-    x = (0.5 + 2 / 3 * 0.5) * y1 @ inverse  # first item: from "don't know" 0.5 with strength 2
-    np.testing.assert_allclose(model.anonymous_vector([("i1", 2.0)]), x, rtol=1e-4)
+@pytest.mark.parametrize("implicit", [True, False])
+def test_anonymous_and_context_users_are_exact_solves(serve_model, implicit):
+    f = small_factors(implicit)
+    client, _ = serve_model(f)
+    rows = [ITEMS.index("i1"), ITEMS.index("i2")]
+    seg, values = np.zeros(2, np.int64), np.array([2.0, 1.0])
+    if implicit:
+        x = implicit_solve(seg, 1, f.Y[rows], values, f.Y.T.astype(float) @ f.Y, 0.1, 3.0)[0]
+        expected = f.Y @ x
+    else:
+        x, b = explicit_solve(seg, 1, f.Y[rows], f.item_bias[rows], values, 3.0, 0.1, 2.0)
+        expected = 3.0 + b[0] + f.item_bias + f.Y @ x[0]
+    anonymous = csv_pairs(client.get("/recommendToAnonymous/i1=2/i2?howMany=3"))
+    assert [i for i, _ in anonymous] == brute_top(expected, {"i1", "i2"}, 3)
+    assert [v for _, v in anonymous] == pytest.approx([expected[ITEMS.index(i)] for i, _ in anonymous], rel=1e-4)
+    estimate = float(client.get("/estimateForAnonymous/i5/i1=2/i2").text)
+    assert estimate == pytest.approx(expected[5], rel=1e-4)
+    # with context: the user's own values (u2 knows i1, i2, i3 at 1) plus the context's
+    rows = [ITEMS.index(i) for i in ("i1", "i2", "i3", "i5")]
+    context_values = np.array([1.0, 1.0, 1.0, 4.0])
+    seg = np.zeros(4, np.int64)
+    if implicit:
+        x = implicit_solve(seg, 1, f.Y[rows], context_values, f.Y.T.astype(float) @ f.Y, 0.1, 3.0)[0]
+        expected = f.Y @ x
+    else:
+        x, b = explicit_solve(seg, 1, f.Y[rows], f.item_bias[rows], context_values, 3.0, 0.1, 2.0)
+        expected = 3.0 + b[0] + f.item_bias + f.Y @ x[0]
+    context = csv_pairs(client.get("/recommendWithContext/u2/i5=4?howMany=3"))
+    assert [i for i, _ in context] == brute_top(expected, {"i1", "i2", "i3", "i5"}, 3)
+
+
+def test_explicit_estimates_and_rankings_include_the_biases(serve_model):
+    f = small_factors(implicit=False)
+    client, _ = serve_model(f)
+    estimates = [float(v) for v in client.get("/estimate/u2/i4/unknown").text.split()]
+    assert estimates == pytest.approx([3.0 + f.user_bias[2] + f.item_bias[4] + f.X[2] @ f.Y[4],
+                                       3.0 + f.user_bias[2]], rel=1e-5)
+    # a user the model does not know yet is estimated with what it knows: μ + b_i
+    assert float(client.get("/estimate/nobody/i4").text) == pytest.approx(3.0 + f.item_bias[4], rel=1e-5)
+    scores = 3.0 + f.user_bias[0] + f.item_bias + f.Y @ f.X[0]
+    pairs = csv_pairs(client.get("/recommend/u0?howMany=3"))
+    assert [i for i, _ in pairs] == brute_top(scores, KNOWN["u0"], 3)
+    assert pairs[0][1] == pytest.approx(scores[ITEMS.index(pairs[0][0])], rel=1e-5)
 
 
 def test_up_messages_apply_idempotently(serve_model):
     client, manager = serve_model()
-    up = [["X", "u9", [1.0, 0.0, 0.0], ["i1"]], ["Y", "i99", [5.0, 0.0, 0.0], ["u0"]]]
+    up = [["X", "u9", [1.0, 0.0, 0.0], 0.0, {"i1": 1.0}], ["Y", "i99", [5.0, 0.0, 0.0], 0.0],
+          ["X", "u0", [1.0, 0.0, 0.0], 0.0, {"i99": 2.0}]]
     manager.apply_payloads(up)
     first = client.get("/recommend/u9?howMany=3").text
     manager.apply_payloads(up)
@@ -155,16 +194,16 @@ def test_up_messages_apply_idempotently(serve_model):
     assert first.splitlines()[0] == "i99,5.0"
     assert client.get("/knownItems/u0").text.split() == ["i0", "i1", "i99"]
     assert client.get("/item/allIDs").text.split().count("i99") == 1
-    # the known-item list of an X message is the user's complete set: a delete shows by omission
-    manager.apply_payloads([["X", "u9", [1.0, 0.0, 0.0], []]])
-    assert client.get("/knownItems/u9").text == ""
-    manager.apply_payloads([["Z", "bad", [1.0], None], ["X", "u9", [1.0], None]])  # logged, skipped
+    # a removed pair (null) leaves the known items; the other values stay
+    manager.apply_payloads([["X", "u0", [1.0, 0.0, 0.0], 0.0, {"i1": None}]])
+    assert client.get("/knownItems/u0").text.split() == ["i0", "i99"]
+    manager.apply_payloads([["Z", "bad", [1.0], 0.0], ["X", "u9", [1.0], 0.0, {}]])  # logged, skipped
     assert client.get("/ready").status_code == 200
 
 
 def test_many_new_items_grow_the_table(serve_model):
     client, manager = serve_model()
-    manager.apply_payloads([["Y", f"n{k}", [0.0, 0.0, float(k)], None] for k in range(500)])
+    manager.apply_payloads([["Y", f"n{k}", [0.0, 0.0, float(k)], 0.0] for k in range(500)])
     assert len(client.get("/item/allIDs").text.split()) == 512
     assert manager.model.items.vector("n499")[2] == 499.0
 

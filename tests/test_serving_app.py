@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from headwater.apps.als.factors import ALSFactors
+from headwater.apps.als.factors import ALSFactors, ALSSettings
 from serving_layer.als_model import ALSServingModel
 from serving_layer.app import create_app
 from serving_layer.model_manager import ModelManager
@@ -16,7 +16,7 @@ from serving_layer.model_manager import ModelManager
 def factors(seed: int, items: int = 300) -> ALSFactors:
     rng = np.random.default_rng(seed)
     return ALSFactors(["u0", "u1"], rng.normal(size=(2, 4)), [f"i{n}" for n in range(items)],
-                      rng.normal(size=(items, 4)), {"u0": {"i0"}}, True)
+                      rng.normal(size=(items, 4)), {"u0": {"i0"}}, ALSSettings(True))
 
 
 def test_swapping_models_under_concurrent_requests_fails_no_request(make_config):
@@ -49,7 +49,7 @@ def test_metrics_count_requests_and_show_the_model_version(make_config):
     client = create_app(make_config(), manager).test_client()
     client.get("/recommend/u0")
     client.get("/recommend/nobody")
-    manager.apply_payloads([["X", "u5", [0.0, 0.0, 0.0, 1.0], None]])
+    manager.apply_payloads([["X", "u5", [0.0, 0.0, 0.0, 1.0], 0.0, {}]])
     text = client.get("/metrics").text
     assert 'headwater_requests_total{endpoint="als.recommend",method="GET",status="200"} 1.0' in text
     assert 'headwater_requests_total{endpoint="als.recommend",method="GET",status="404"} 1.0' in text

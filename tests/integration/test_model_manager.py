@@ -7,7 +7,7 @@ import mlflow.pyfunc
 import numpy as np
 
 from headwater import registry
-from headwater.apps.als.factors import ALSFactors, FoldIn
+from headwater.apps.als.factors import ALSFactors
 from headwater.kafka_admin import ensure_topics
 from headwater.kafka_producer import LineProducer
 from headwater.messages import ModelNotice, encode_model_notice, encode_up
@@ -41,9 +41,10 @@ def test_loads_champion_with_speed_snapshot_follows_updates_and_swaps(broker_con
     champion = register(config, tmp_path, factors(1), "v1", {"layer": "batch"}, ["champion"])
     with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
         # an update the snapshot already contains: the manager must start after it
-        producer.send_bytes(config.update_topic, encode_up(["X", "stale", [9.0, 9.0, 9.0, 9.0], None]))
-    snapshot_model = factors(1)
-    snapshot_model.apply(FoldIn(["snap"], np.ones((1, 4), np.float32)))
+        producer.send_bytes(config.update_topic, encode_up(["X", "stale", [9.0, 9.0, 9.0, 9.0], 0.0, {}]))
+    base = factors(1)
+    snapshot_model = ALSFactors([*base.user_ids, "snap"], np.vstack([base.X, np.ones((1, 4))]), base.item_ids,
+                                base.Y, {}, base.settings)
     register(config, tmp_path, snapshot_model, "s1",
              {"layer": "speed", "base_version": champion.version, "update_offset": 1}, ["speed"])
 
@@ -55,7 +56,7 @@ def test_loads_champion_with_speed_snapshot_follows_updates_and_swaps(broker_con
         assert client.get("/ready").get_json()["model_version"] == champion.version + 1
         assert "snap" in client.get("/user/allIDs").text.split()
         with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
-            producer.send_bytes(config.update_topic, encode_up(["Y", "fresh", [1.0, 1.0, 1.0, 1.0], None]))
+            producer.send_bytes(config.update_topic, encode_up(["Y", "fresh", [1.0, 1.0, 1.0, 1.0], 0.0]))
         wait_for(lambda: client.get("/estimate/u0/fresh").text.strip() != "0.0")
         assert "stale" not in client.get("/user/allIDs").text.split()
 

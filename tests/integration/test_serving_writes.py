@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 from kafka import TopicPartition
 
-from headwater.apps.als.factors import ALSFactors
+from headwater.apps.als.factors import ALSFactors, ALSSettings
 from headwater.apps.forest.example import random_forest_model, small_lines, small_schema
 from headwater.apps.kmeans.clusters import KMeansClusters
 from headwater.kafka_admin import new_consumer, true_end_offsets
@@ -48,7 +48,7 @@ def test_ingest_and_pref_reach_the_input_topic(broker_config, broker):
     config = broker_config()
     rng = np.random.default_rng(7)
     client = client_for(config, ALSServingModel(ALSFactors(["u0"], rng.normal(size=(1, 3)), ["i0"],
-                                                           rng.normal(size=(1, 3)), {}, True)))
+                                                           rng.normal(size=(1, 3)), {}, ALSSettings(True))))
     body = gzip.compress(b"a,x,1.5\n\nb,y\n[\"c\", \"z\", 2]\n")
     response = client.post("/ingest", data=body, headers={"Content-Encoding": "gzip", "Content-Type": "text/csv"})
     assert response.status_code == 200 and response.get_json() == {"sent": 3}

@@ -4,21 +4,22 @@
     model.predict(pd.DataFrame({"user": ["u1", "u2"], "item": ["i1", "i9"]}))   # estimates
     model.predict(pd.DataFrame({"user": ["u1"]}), params={"how_many": 5})       # recommendations
 
-With an ``item`` column, ``predict`` returns ``user, item, estimate`` (the dot product of the two
-vectors; NaN when either id is unknown). Without one it returns the top ``how_many`` (default 10)
-items per user that the user does not already know, as rows ``user, rank, item, score``; unknown
-users get no rows. Only numpy and pandas are needed to load it.
+With an ``item`` column, ``predict`` returns ``user, item, estimate``: μ + b_u + b_i + x·y (implicit
+feedback: x·y), where what the model does not know counts 0 — as the serving layer's ``/estimate``
+answers. Without one it returns the top ``how_many`` (default 10) items per user by that same score
+that the user does not already know, as rows ``user, rank, item, score``; unknown users get no rows.
+Only numpy and pandas are needed to load it.
 
 >>> import numpy as np, pandas as pd
->>> from headwater.apps.als.factors import ALSFactors
->>> model = ALSPyfuncModel(
-...     ALSFactors(["u"], [[1.0, 0.0]], ["a", "b", "c"], [[0.9, 0], [0.5, 0], [0.1, 0]], {"u": {"a"}}, True))
+>>> from headwater.apps.als.factors import ALSFactors, ALSSettings
+>>> model = ALSPyfuncModel(ALSFactors(["u"], [[1.0, 0.0]], ["a", "b", "c"], [[0.9, 0], [0.5, 0], [0.1, 0]],
+...                                   {"u": {"a"}}, ALSSettings(implicit=False), mu=3.0, item_bias=[0, 0, 1]))
 >>> model.predict(None, pd.DataFrame({"user": ["u"]}), params={"how_many": 2})
   user  rank item  score
-0    u     1    b    0.5
-1    u     2    c    0.1
->>> model.predict(None, pd.DataFrame({"user": ["u", "x"], "item": ["a", "a"]})).estimate.round(2).tolist()
-[0.9, nan]
+0    u     1    c    4.1
+1    u     2    b    3.5
+>>> model.predict(None, pd.DataFrame({"user": ["u", "x"], "item": ["a", "c"]})).estimate.round(2).tolist()
+[3.9, 4.0]
 """
 from __future__ import annotations
 
@@ -49,12 +50,9 @@ class ALSPyfuncModel(PythonModel):
 
     def _estimates(self, users: list[str], items: list[str]) -> pd.DataFrame:
         f = self.factors
-        u = np.array([f.user_index.get(x, -1) for x in users])
-        i = np.array([f.item_index.get(x, -1) for x in items])
-        known = (u >= 0) & (i >= 0)
-        estimate = np.full(len(users), np.nan)
-        estimate[known] = np.einsum("ij,ij->i", f.X[u[known]], f.Y[i[known]])
-        return pd.DataFrame({"user": users, "item": items, "estimate": estimate})
+        u = np.array([f.user_index.get(x, -1) for x in users], dtype=np.int64)
+        i = np.array([f.item_index.get(x, -1) for x in items], dtype=np.int64)
+        return pd.DataFrame({"user": users, "item": items, "estimate": f.estimates(u, i)})
 
     def _recommendations(self, users: list[str], how_many: int) -> pd.DataFrame:
         f = self.factors
@@ -63,10 +61,9 @@ class ALSPyfuncModel(PythonModel):
             index = f.user_index.get(user)
             if index is None:
                 continue
-            scores = f.Y @ f.X[index]
-            for item in f.known_items.get(user, ()):
-                if item in f.item_index:
-                    scores[f.item_index[item]] = -np.inf
+            scores = f.estimates(np.full(len(f.item_ids), index), np.arange(len(f.item_ids)))
+            cols, values = f.ratings.row_values(index)
+            scores[cols[values > 0]] = -np.inf
             top = np.argsort(-scores, kind="stable")[:how_many]
             top = top[np.isfinite(scores[top])]
             rows.extend((user, rank + 1, f.item_ids[i], float(scores[i])) for rank, i in enumerate(top))
