@@ -11,6 +11,8 @@
   taken on at most ``silhouette-sample`` rows. ``score`` is the silhouette, −Davies-Bouldin or
   −(mean squared distance) as ``evaluation-strategy`` says (higher is better for the gate). With no
   test rows at all (a tiny data set), the training rows are evaluated instead;
+- ``baseline``: one cluster at the mean of the train part (its silhouette is undefined, so with the
+  default evaluation strategy it is logged but cannot gate; SSE and Davies-Bouldin can);
 - ``save_model``: the clusters (centres, counts of every event assigned to each centre, feature
   names), which the speed layer starts from, and ``cluster_sizes.png``.
 """
@@ -94,6 +96,12 @@ class KMeansUpdate(BatchApp):
         score = {"silhouette": metrics["silhouette"], "davies-bouldin": -metrics["davies_bouldin"],
                  "sse": -metrics["mean_squared_distance"]}[self.strategy]
         return {"score": score, **metrics}
+
+    def baseline(self, split: KMeansSplit) -> KMeansClusters | None:
+        from pyspark.sql import functions as F
+
+        count, *mean = split.train.agg(F.count(F.lit(1)), *(F.avg(f) for f in self.features)).first()
+        return KMeansClusters(self.features, np.array([mean], dtype=np.float64), [count]) if count else None
 
     def save_model(self, model: KMeansClusters, split: KMeansSplit, directory: Path) -> None:
         # The weight of each centre is every event it owns, not just the training part's: the speed

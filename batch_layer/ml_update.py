@@ -4,12 +4,19 @@ One generation: split the data → choose hyperparameter combinations → build 
 candidate (``headwater.ml.eval.parallelism`` at a time, threads sharing the Spark session, each a
 nested MLflow run) → pick the best (higher score is better) → gate it → register it → announce it.
 
-The gate refuses promotion when the best score is below ``headwater.ml.eval.threshold`` or below the
-current champion's score *on the same test split* by more than ``headwater.ml.eval.max-regression``
-(an absolute difference of scores). Either way the parent run records ``promoted`` and ``reason``,
-and the best candidate is registered (tags ``layer=batch``, ``delta_version``, row counts) so it can
-be inspected or promoted by hand; only a promoted version gets the ``champion`` alias and a MODEL
-notice on the update topic.
+The gate refuses promotion when the best score is below ``headwater.ml.eval.threshold``, does not beat
+the app's baseline (``BatchApp.baseline``: most popular, biases only, one cluster, majority class),
+scored on the same test split (``headwater.ml.eval.beat-baseline``), or is below the current champion's
+score *on the same test split* by more than ``headwater.ml.eval.max-regression`` (an absolute difference
+of scores). Either way the parent run records ``promoted`` and ``reason``, the baseline's metrics
+(``baseline_*``) beside the candidates', and the best candidate is registered (tags ``layer=batch``,
+``delta_version``, row counts) so it can be inspected or promoted by hand; only a promoted version gets
+the ``champion`` alias and a MODEL notice on the update topic.
+
+Refit (``headwater.ml.eval.refit``, on by default): the chosen hyperparameters are trained once more on
+all of the version's data (``BatchApp.all_training_data``) and that model is registered, so the newest
+events are in the champion; the metrics logged stay the held-out ones of the candidate. A refit
+champion has seen part of any later test split, so its score there is logged but not compared.
 
 An app subclasses :class:`headwater.api.BatchApp` and implements only the model-specific steps; what
 they derive from one split (id maps, encodings, samples) comes back from ``prepare`` as a
@@ -19,6 +26,8 @@ they derive from one split (id maps, encodings, samples) comes back from ``prepa
 (True, 'score 0.81 vs champion version 3 at 0.8 (max regression 0.02)')
 >>> promotion_decision(0.6, threshold=0.7, champion_score=None, max_regression=0.02, champion_version=None)[1]
 'score 0.6 is below the threshold 0.7'
+>>> promotion_decision(0.6, None, None, 0.02, None, baseline_score=0.65)[1]
+'score 0.6 does not beat the baseline at 0.65'
 """
 from __future__ import annotations
 
@@ -38,6 +47,8 @@ from headwater.config import Config
 from headwater.messages import ModelNotice
 
 log = logging.getLogger(__name__)
+
+TAG_REFIT = "refit"  # version tag: "true" when the registered model was refit on all the version's data
 
 
 @dataclass
@@ -68,12 +79,15 @@ class UpdateResult:
 
 
 def promotion_decision(score: float | None, threshold: float | None, champion_score: float | None,
-                       max_regression: float, champion_version: int | None) -> tuple[bool, str]:
+                       max_regression: float, champion_version: int | None,
+                       baseline_score: float | None = None) -> tuple[bool, str]:
     """(promote?, why) for the best candidate's score."""
     if score is None:
         return False, "no candidate could be built and evaluated"
     if threshold is not None and score < threshold:
         return False, f"score {score:.6g} is below the threshold {threshold:.6g}"
+    if baseline_score is not None and not score > baseline_score:
+        return False, f"score {score:.6g} does not beat the baseline at {baseline_score:.6g}"
     if champion_score is None:
         return True, f"score {score:.6g}; no champion to compare with"
     comparison = (f"score {score:.6g} vs champion version {champion_version} at {champion_score:.6g} "
@@ -177,45 +191,88 @@ class MLUpdate:
 
         scored = [c for c in candidates if c.score is not None]
         best = max(scored, key=lambda c: (c.score, -c.index)) if scored else None
-        champion_version, champion_metrics, champion_note = self._evaluate_champion(split)
+        champion_version, champion_metrics, champion_note, comparable = self._evaluate_champion(split)
+        baseline_metrics = self._evaluate_baseline(split)
+        compared = (champion_metrics or {}).get("score") if comparable else None
+        baseline_score = (baseline_metrics or {}).get("score") if self.config.get("headwater.ml.eval.beat-baseline") \
+            else None
         promoted, reason = promotion_decision(
-            best.score if best else None, self.config.get("headwater.ml.eval.threshold"),
-            (champion_metrics or {}).get("score"), self.config.get("headwater.ml.eval.max-regression"),
-            champion_version)
+            best.score if best else None, self.config.get("headwater.ml.eval.threshold"), compared,
+            self.config.get("headwater.ml.eval.max-regression"), champion_version,
+            None if baseline_score is None or math.isnan(baseline_score) else baseline_score)
         reason += champion_note
         mlflow.log_figure(evaluation_figure([(c.hyperparams, c.metrics) for c in candidates],
                                             best.index if best else None, champion_metrics,
-                                            self.config.get("headwater.ml.eval.threshold")), "evaluation.png")
-        if champion_metrics:
-            mlflow.log_metrics({f"champion_{k}": v for k, v in _finite(champion_metrics).items()})
+                                            self.config.get("headwater.ml.eval.threshold"), baseline_metrics),
+                          "evaluation.png")
+        for prefix, metrics in (("champion", champion_metrics), ("baseline", baseline_metrics)):
+            if metrics:
+                mlflow.log_metrics({f"{prefix}_{k}": v for k, v in _finite(metrics).items()})
         registered = None
         if best is not None:
             mlflow.log_params({f"best_{k}": v for k, v in best.hyperparams.items()})
             mlflow.log_metrics({f"best_{k}": v for k, v in _finite(best.metrics).items()})
+            model, model_split = self._refit(best, split)
             tags = {registry.TAG_LAYER: "batch", registry.TAG_DELTA_VERSION: delta_version,
-                    "candidate_run_id": best.run_id, "score": best.score, **version_tags,
-                    **self.app.describe(best.model)}
+                    "candidate_run_id": best.run_id, "score": best.score, TAG_REFIT: str(model_split is not split).lower(),
+                    **version_tags, **self.app.describe(model)}
             with tempfile.TemporaryDirectory(prefix="headwater-model-") as directory:
-                self.app.save_model(best.model, split, Path(directory))
+                self.app.save_model(model, model_split, Path(directory))
                 registered = registry.log_and_register(
                     self.config, Path(directory), self.config.app.resolve("pyfunc")(), tags,
                     aliases=[registry.CHAMPION] if promoted else [], run_id=run_id,
-                    signature=self.app.model_signature(best.model))
+                    signature=self.app.model_signature(model))
         mlflow.set_tags({"promoted": str(promoted).lower(), "reason": reason[:5000],
                          "registered_version": registered.version if registered else "none"})
         return UpdateResult(run_id, promoted, reason, candidates, best, registered, champion_version, champion_metrics)
 
-    def _evaluate_champion(self, split: SplitData) -> tuple[int | None, dict[str, float] | None, str]:
+    def _evaluate_champion(self, split: SplitData) -> tuple[int | None, dict[str, float] | None, str, bool]:
+        """(version, metrics on this split, a note for the reason, whether the gate may compare the score)."""
         champion = registry.download_alias(self.config, registry.CHAMPION)
         if champion is None:
-            return None, None, ""
+            return None, None, "", False
         try:
             metrics = self.app.evaluate(self.state_class.load(champion.path), split)
         except Exception as exc:  # an unreadable champion should be replaced, not block every update
             log.exception("champion version %s could not be evaluated", champion.version)
-            return champion.version, None, f" (champion version {champion.version} could not be evaluated: {exc})"
+            return (champion.version, None, f" (champion version {champion.version} could not be evaluated: {exc})",
+                    False)
         log.info("champion version %s on this test split: %s", champion.version, _format(metrics))
-        return champion.version, metrics, ""
+        if champion.tags.get(TAG_REFIT) == "true":
+            return champion.version, metrics, (f" (champion version {champion.version} was refit on all of its "
+                                               "data, which this test split overlaps: its score is logged, not "
+                                               "compared)"), False
+        return champion.version, metrics, "", True
+
+    def _evaluate_baseline(self, split: SplitData) -> dict[str, float] | None:
+        baseline = self.app.baseline(split)
+        if baseline is None:
+            return None
+        metrics = self.app.evaluate(baseline, split)
+        log.info("baseline on this test split: %s", _format(metrics))
+        return metrics
+
+    def _refit(self, best: Candidate, split: SplitData) -> tuple[Any, SplitData]:
+        """(the model to register, the split it was trained on): the best candidate's hyperparameters on all
+        of the version's data, or the candidate itself without ``headwater.ml.eval.refit`` (or if the refit fails)."""
+        import mlflow
+
+        if not self.config.get("headwater.ml.eval.refit"):
+            return best.model, split
+        started = time.monotonic()
+        everything = self.app.all_training_data(split.data).persist()
+        try:
+            rows = everything.count()
+            full = self.app.prepare(split.data, everything, split.test)
+            model = self.app.build_model(full, best.hyperparams)
+        except Exception:  # the held-out candidate is still a good model
+            log.exception("refitting %s on all the data failed; registering the candidate", best.hyperparams)
+            return best.model, split
+        finally:
+            everything.unpersist()
+        mlflow.log_metrics({"refit_seconds": time.monotonic() - started, "refit_rows": float(rows)})
+        log.info("refit %s on all of the version's data in %.1f s", best.hyperparams, time.monotonic() - started)
+        return (best.model, split) if model is None else (model, full)
 
 
 def _finite(metrics: dict[str, float] | None) -> dict[str, float]:

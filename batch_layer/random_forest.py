@@ -12,6 +12,7 @@
   test data never has to fit on the driver): accuracy (plus AUC for two classes) with score =
   accuracy, or RMSE and R² with score = -RMSE. The champion is evaluated the same way with its own
   encoding (rows with a category it never saw are left out and counted as ``skipped_test_rows``);
+- ``baseline``: one leaf holding the train part's class counts (the majority class) or its mean;
 - ``save_model``: the ForestModel (forest and encoding); version tags carry the tree sizes and
   Spark's feature importances.
 """
@@ -107,6 +108,23 @@ class RandomForestUpdate(BatchApp):
 
     def evaluate(self, model: ForestModel, split: ForestSplit) -> dict[str, float]:
         return evaluate_forest(model, split.test)
+
+    def baseline(self, split: ForestSplit) -> ForestModel:
+        from pyspark.sql import functions as F
+
+        from headwater.apps.forest.arrays import ForestArrays
+
+        labels = spark_training_frame(split.train, split.encoding).select(LABEL)
+        if self.task == "classification":
+            stats = np.zeros(len(split.encoding.classes))
+            for row in labels.groupBy(LABEL).count().collect():
+                stats[int(row[LABEL])] = row["count"]
+        else:
+            count, total, squares = labels.agg(F.count(LABEL), F.sum(LABEL), F.sum(F.col(LABEL) ** 2)).first()
+            stats = [count, total or 0.0, squares or 0.0]
+        leaf = dict(id=0, feature=-1, threshold=0.0, categories=None, left=-1, right=-1, stats=list(stats))
+        return ForestModel(ForestArrays.from_nodes(self.task, len(split.encoding.predictors), [[leaf]]),
+                           split.encoding)
 
     def model_signature(self, model: ForestModel):
         from headwater.apps.forest.pyfunc import signature

@@ -123,8 +123,9 @@ class BatchApp(ABC):
     """The model-specific steps of a batch generation (Oryx's MLUpdate); the template does the rest.
 
     ``split`` → ``prepare`` → for each hyperparameter combination ``build_model`` and ``evaluate`` →
-    the template gates the best against the champion (loaded with the app's state class and evaluated
-    by the same ``evaluate``) → ``save_model`` → register.
+    the template gates the best against the ``baseline`` and the champion (loaded with the app's state
+    class), both evaluated by the same ``evaluate`` → refit on ``all_training_data`` → ``save_model`` →
+    register.
     """
 
     def __init__(self, config: Config):
@@ -149,6 +150,19 @@ class BatchApp(ABC):
     @abstractmethod
     def evaluate(self, model, split: SplitData) -> dict[str, float]:
         """Metrics of ``model`` on ``split.test``, including the primary ``score`` (higher is better)."""
+
+    def baseline(self, split: SplitData) -> Any:
+        """A simple model of the app's kind (most popular items, biases only, one cluster, majority class)
+        that ``evaluate`` scores on the same test part and a candidate must beat to be promoted
+        (``headwater.ml.eval.beat-baseline``); None for no baseline."""
+        return None
+
+    def all_training_data(self, data) -> Any:
+        """All of ``data`` in the form ``split`` gives its train part: what the chosen hyperparameters are
+        refit on (``headwater.ml.eval.refit``). By default the union of the two parts, which is right for
+        a split of rows; an app that transforms each part (ALS aggregates them) overrides it."""
+        train, test = self.split(data)
+        return train.unionByName(test)
 
     def save_model(self, model, split: SplitData, directory: Path) -> None:
         """Write the model's artifacts into ``directory`` (what the state class's ``load`` reads back)."""

@@ -26,6 +26,7 @@ from pyhocon.exceptions import ConfigException
 from headwater.api import App
 from headwater.apps import find_app
 from headwater.constraints import (
+    BOOL,
     STRING,
     STRINGS,
     ConfigError,
@@ -81,6 +82,8 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.ml.eval.search": Options(("random", "grid")),
     "headwater.ml.eval.threshold": Optional(Interval(float)),
     "headwater.ml.eval.max-regression": Interval(float, 0),
+    "headwater.ml.eval.beat-baseline": BOOL,
+    "headwater.ml.eval.refit": BOOL,
     "headwater.ml.eval.seed": Interval(int, 0),
 }
 

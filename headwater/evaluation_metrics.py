@@ -1,4 +1,5 @@
-"""Evaluation metrics in numpy, shared by the apps' batch evaluations: mean AUC, RMSE, precision@k, NDCG@k.
+"""Evaluation metrics in numpy, shared by the apps' batch evaluations: mean AUC, RMSE, precision@k, recall@k,
+NDCG@k.
 
 Every function takes a score matrix (users × items) and boolean masks of the same shape:
 ``relevant`` marks each user's held-out positive items, ``excluded`` marks items that may not be
@@ -63,12 +64,14 @@ def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
 
 def factor_metrics(user_vectors: np.ndarray, item_vectors: np.ndarray, relevant, excluded,
                    k: int = 10, chunk_size: int = 1024) -> dict[str, float]:
-    """``auc``, ``precision_at_k`` and ``ndcg_at_k`` of scores ``user_vectors @ item_vectors.T``.
+    """``auc``, ``precision_at_k``, ``recall_at_k`` and ``ndcg_at_k`` of scores ``user_vectors @ item_vectors.T``.
+
+    recall@k is per user (relevant items among the top k) / (relevant items that may be ranked).
 
     ``relevant`` and ``excluded`` are scipy sparse (users × items) matrices whose non-zeros mark
     entries; only one chunk of users is ever scored densely.
     """
-    auc_sum = precision_sum = ndcg_sum = 0.0
+    auc_sum = precision_sum = recall_sum = ndcg_sum = 0.0
     auc_users = ranked_users = 0
     for start in range(0, user_vectors.shape[0], chunk_size):
         rows = slice(start, start + chunk_size)
@@ -80,12 +83,14 @@ def factor_metrics(user_vectors: np.ndarray, item_vectors: np.ndarray, relevant,
         auc_users += int(counted.sum())
         hits, ranked = _top_k_hits(scores, rel, exc, k)
         precision_sum += hits[ranked].sum() / k
+        recall_sum += (hits[ranked].sum(axis=1) / (rel & ~exc)[ranked].sum(axis=1)).sum()
         ndcg_sum += _ndcg_per_user(hits, (rel & ~exc).sum(axis=1), k)[ranked].sum()
         ranked_users += int(ranked.sum())
     nan = float("nan")
     return {
         "auc": auc_sum / auc_users if auc_users else nan,
         "precision_at_k": precision_sum / ranked_users if ranked_users else nan,
+        "recall_at_k": recall_sum / ranked_users if ranked_users else nan,
         "ndcg_at_k": ndcg_sum / ranked_users if ranked_users else nan,
         "evaluated_users": float(ranked_users),
     }

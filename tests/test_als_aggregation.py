@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from headwater.apps.als.aggregation import aggregate_strengths, log_strength, positive_items_by_user, time_split
+from headwater.apps.als.aggregation import aggregate_strengths, log_strength, time_split
 
 DAY = 86_400_000
 SCHEMA = "user string, item string, strength double, event_time_ms long, partition int, offset long"
@@ -81,9 +81,3 @@ def test_time_split_shares_ties_by_pair(spark):
     assert 150 <= n_test <= 350 and train.count() + n_test == 1000
     train_pairs = {(r["user"], r["item"]) for r in train.collect()}
     assert not train_pairs & {(r["user"], r["item"]) for r in test.collect()}
-
-
-def test_known_items_are_the_positive_pairs(spark):
-    pairs = aggregate_strengths(events(spark, [("u", "a", 1.0, 0), ("u", "b", -1.0, 0), ("v", "a", 2.0, 0)]),
-                                implicit=True)
-    assert positive_items_by_user(pairs) == {"u": {"a"}, "v": {"a"}}

@@ -9,7 +9,7 @@ import pytest
 from scipy.sparse import csr_matrix
 
 from headwater.apps.als.evaluation import evaluate_factors
-from headwater.apps.als.factors import ALSFactors
+from headwater.apps.als.factors import ALSFactors, ALSSettings
 from headwater.evaluation_metrics import factor_metrics, mean_auc, ndcg_at_k, precision_at_k, rmse
 
 SCORES = np.array([[0.9, 0.8, 0.3, 0.2, 0.1]])
@@ -74,7 +74,7 @@ def test_factor_metrics_in_chunks_equal_the_dense_metrics():
 def planted_factors(implicit: bool) -> ALSFactors:
     rng = np.random.default_rng(0)
     return ALSFactors([f"u{n}" for n in range(30)], rng.normal(size=(30, 3)),
-                      [f"i{n}" for n in range(40)], rng.normal(size=(40, 3)), {}, implicit)
+                      [f"i{n}" for n in range(40)], rng.normal(size=(40, 3)), {}, ALSSettings(implicit))
 
 
 def test_als_evaluation_ranks_planted_positives_first():
@@ -85,7 +85,7 @@ def test_als_evaluation_ranks_planted_positives_first():
                         columns=["user", "item", "value"])
     train_known = pd.DataFrame([(f"u{u}", f"i{best[u, 0]}") for u in range(30)], columns=["user", "item"])
 
-    metrics = evaluate_factors(factors, test, train_known, implicit=True, k=3)
+    metrics = evaluate_factors(factors, test, train_known, k=3)
 
     assert metrics["score"] == metrics["auc"] == pytest.approx(1.0)
     assert metrics["precision_at_3"] == pytest.approx(1.0) and metrics["ndcg_at_3"] == pytest.approx(1.0)
@@ -97,6 +97,6 @@ def test_explicit_evaluation_scores_minus_rmse_and_skips_unknown_ids():
     estimate = float(factors.X[0] @ factors.Y[0])
     test = pd.DataFrame({"user": ["u0", "u0", "nobody"], "item": ["i0", "unknown", "i0"],
                          "value": [estimate + 2.0, 1.0, 1.0]})
-    metrics = evaluate_factors(factors, test, pd.DataFrame(columns=["user", "item"]), implicit=False)
+    metrics = evaluate_factors(factors, test, pd.DataFrame(columns=["user", "item"]))
     assert metrics["rmse"] == pytest.approx(2.0, rel=1e-5) and metrics["score"] == -metrics["rmse"]
     assert "auc" not in metrics

@@ -35,11 +35,15 @@ FAKE = App(name="fake", package="tests", config_section="headwater.fake", input_
 
 
 class FakeApp(BatchApp):
-    """A "model" is its hyperparameter ``quality``, which is also its score; negative ones fail to build."""
+    """A "model" is its hyperparameter ``quality``, which is also its score; negative ones fail to build.
 
-    def __init__(self, config, qualities):
+    Trained on all the data (the refit), a model's quality is marked by +1000, so a test can tell which
+    one was registered; the baseline scores ``baseline``."""
+
+    def __init__(self, config, qualities, baseline=None):
         super().__init__(config)
         self.qualities = qualities
+        self.baseline_quality = baseline
 
     def hyperparameter_space(self):
         return {"quality": self.qualities}
@@ -50,21 +54,25 @@ class FakeApp(BatchApp):
     def build_model(self, split, hyperparams):
         if hyperparams["quality"] < 0:
             raise RuntimeError("cannot build this one")
-        return Quality(hyperparams["quality"])
+        refit = split.train.count() == split.data.count()
+        return Quality(hyperparams["quality"] + (1000 if refit else 0))
 
     def evaluate(self, model, split):
         return {"score": float(model), "test_rows": float(split.test.count())}
 
+    def baseline(self, split):
+        return None if self.baseline_quality is None else Quality(self.baseline_quality)
 
-def generation(config, spark, qualities):
+
+def generation(config, spark, qualities, baseline=None):
     notices = []
-    result = MLUpdate(FakeApp(config, qualities), config, notices.append).run(spark.range(10), delta_version=4)
+    result = MLUpdate(FakeApp(config, qualities, baseline), config, notices.append).run(spark.range(10), delta_version=4)
     return result, notices
 
 
 def test_best_candidate_is_promoted_then_the_gate_holds_regressions(make_config, mlflow_uri, spark):
-    config = make_config(app="tests.test_ml_update:FAKE",
-                         **{"ml.eval.candidates": 5, "ml.eval.parallelism": 2, "ml.eval.search": "grid"})
+    config = make_config(app="tests.test_ml_update:FAKE", **{"ml.eval.candidates": 5, "ml.eval.parallelism": 2,
+                                                             "ml.eval.search": "grid", "ml.eval.refit": False})
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
 
     first, notices = generation(config, spark, [0.5, 0.9, -1.0])
@@ -99,3 +107,33 @@ def test_no_model_at_all_is_recorded_not_promoted(make_config, mlflow_uri, spark
     assert result.reason == "no candidate could be built and evaluated"
     tags = MlflowClient(tracking_uri=mlflow_uri).get_run(result.run_id).data.tags
     assert (tags["promoted"], tags["reason"]) == ("false", result.reason)
+
+
+def test_the_chosen_hyperparameters_are_refit_on_all_the_data_and_metrics_stay_held_out(make_config, mlflow_uri,
+                                                                                        spark):
+    config = make_config(app="tests.test_ml_update:FAKE", **{"ml.eval.candidates": 2, "ml.eval.search": "grid"})
+    client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    first, _ = generation(config, spark, [0.5, 0.9])
+    assert first.promoted and first.best.hyperparams == {"quality": 0.9}
+    version = client.get_model_version(config.app_id, "1")
+    assert version.tags["refit"] == "true" and version.tags["score"] == "0.9"  # the held-out score
+    assert Quality.load(registry.download_alias(config, "champion").path) == 1000.9  # the refit model
+    run = client.get_run(first.run_id).data
+    assert run.metrics["best_score"] == 0.9 and run.metrics["refit_rows"] == 10
+    # the refit champion has seen this test split: its score (1000.9) is logged, not held against 0.5
+    second, _ = generation(config, spark, [0.5])
+    assert second.promoted and "logged, not compared" in second.reason
+    assert client.get_run(second.run_id).data.metrics["champion_score"] == 1000.9
+
+
+def test_a_model_that_does_not_beat_the_baseline_is_not_promoted(make_config, mlflow_uri, spark):
+    config = make_config(app="tests.test_ml_update:FAKE", **{"ml.eval.candidates": 2, "ml.eval.search": "grid"})
+    result, notices = generation(config, spark, [0.5, 0.6], baseline=0.7)
+    assert not result.promoted and result.reason == "score 0.6 does not beat the baseline at 0.7"
+    assert notices == [] and registry.get_alias_version(config, "champion") is None
+    run = MlflowClient(tracking_uri=mlflow_uri).get_run(result.run_id).data
+    assert run.metrics["baseline_score"] == 0.7 and run.tags["promoted"] == "false"
+    assert result.registered.version == 1  # registered for inspection, without the alias
+    # the gate can be switched off; then the same candidates are promoted
+    lenient = config.with_overrides(["headwater.ml.eval.beat-baseline=false"])
+    assert generation(lenient, spark, [0.5, 0.6], baseline=0.7)[0].promoted

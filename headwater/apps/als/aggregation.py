@@ -11,8 +11,11 @@ Semantics (Oryx's ALSUpdate and MLFunctions.SUM_WITH_NAN), all in Spark SQL, no 
 - zero threshold: pairs with ``|value| <= threshold`` are dropped (when threshold > 0). Oryx drops
   small decayed *events* before summing, which also drops every delete; here the threshold applies to
   the aggregated value, so deletes keep working and many small decayed events still add up;
-- log strength: ``log1p(value / epsilon)`` (Hu et al., eq. 6), applied per candidate since
-  ``epsilon`` is a hyperparameter.
+- log strength: ``sign(value) · log1p(|value| / epsilon)`` (Hu et al., eq. 6, kept defined for negative
+  strengths), applied per candidate since ``epsilon`` is a hyperparameter.
+
+The speed and serving layers apply the same transform in numpy (:mod:`headwater.apps.als.strengths`) to
+the values a model stores; ``tests/test_als_speed_batch_agreement.py`` feeds both the same events.
 """
 from __future__ import annotations
 
@@ -59,8 +62,9 @@ def _sum_since_last_delete(events: Column) -> Column:
 
 
 def log_strength(pairs: DataFrame, epsilon: float) -> DataFrame:
-    """Replace ``value`` with ``log1p(value / epsilon)``."""
-    return pairs.withColumn("value", F.log1p(F.col("value") / F.lit(float(epsilon))))
+    """Replace ``value`` with ``sign(value) · log1p(|value| / epsilon)``."""
+    value = F.col("value")
+    return pairs.withColumn("value", F.signum(value) * F.log1p(F.abs(value) / F.lit(float(epsilon))))
 
 
 def newest_event_ms(events: DataFrame) -> int | None:
@@ -88,10 +92,3 @@ def time_split(events: DataFrame, test_fraction: float) -> tuple[DataFrame, Data
     bucket = F.pmod(F.xxhash64("user", "item"), F.lit(1_000_000)) / 1_000_000.0
     is_test = (time > boundary) | ((time == boundary) & (bucket < share_at_boundary))
     return events.where(~is_test), events.where(is_test)
-
-
-def positive_items_by_user(pairs: DataFrame) -> dict[str, set[str]]:
-    """user -> items with a positive value (the known items served with recommendations)."""
-    rows = (pairs.where(F.col("value") > 0).groupBy("user")
-            .agg(F.collect_set("item").alias("items")).collect())
-    return {row["user"]: set(row["items"]) for row in rows}
