@@ -15,10 +15,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka import errors as Errors
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 log = logging.getLogger(__name__)
+
+
+class _CancelledRefreshIsNotAnError(logging.Filter):
+    """kafka-python 3.0 logs "Metadata refresh: failed Cancelled" at ERROR whenever a client closes with a
+    metadata request in flight: the request was cancelled on purpose. Such records are lowered to DEBUG,
+    so an operator's log shows ERROR only for errors; every other kafka-python record passes unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.msg == "Metadata refresh: failed %s" and record.args \
+                and isinstance(record.args[0], Errors.Cancelled):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+logging.getLogger("kafka.cluster").addFilter(_CancelledRefreshIsNotAnError())
 
 # Large fetches: our records are short text lines, and kafka-python's per-request cost dominates.
 CONSUMER_DEFAULTS = dict(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",

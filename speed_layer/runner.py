@@ -43,10 +43,6 @@ from speed_layer.snapshots import register_snapshot
 log = logging.getLogger(__name__)
 
 
-class SpeedLayerStopped(RuntimeError):
-    """The layer stopped while a micro-batch was being handled (its offsets stay uncommitted)."""
-
-
 class SpeedLayer:
     """One speed layer: ``start()`` returns at once (the query starts once a model is loaded); ``stop()`` ends it."""
 
@@ -90,10 +86,12 @@ class SpeedLayer:
         return self
 
     def stop(self) -> None:
+        from headwater.spark import stop_between_batches
+
         self._stopping.set()
         if self._query is not None:
             try:
-                self._query.stop()
+                stop_between_batches(self._query)
             except Exception:  # the query may have failed already; stopping is best effort
                 log.debug("speed query stop failed", exc_info=True)
         if self._tail is not None:
@@ -283,7 +281,7 @@ class SpeedLayer:
 
     def _process_batch(self, batch_df, batch_id: int) -> None:
         if self._stopping.is_set():
-            raise SpeedLayerStopped("speed layer stopped")
+            return  # the next start resumes from the snapshot and BATCH records, not from this query
         records = batch_df.toArrow()
         partitions = records.column("partition").to_numpy(zero_copy_only=False)
         offsets = records.column("offset").to_numpy(zero_copy_only=False)
@@ -352,22 +350,24 @@ class SpeedLayer:
 
 
 def run_speed(config: Config, max_backoff_sec: float = 60.0) -> None:
-    """Run the speed layer until interrupted; after a failure, start it again (with back-off)."""
+    """Run the speed layer until SIGINT/SIGTERM; after a failure, start it again (with back-off)."""
+    from headwater.spark import get_spark, stop_on_signals, wait_while_running
+
+    get_spark(config)  # the session first: its creation installs PySpark's SIGINT handler, replaced here
+    stop = stop_on_signals()
     backoff = 1.0
-    while True:
+    while not stop.is_set():
         layer = SpeedLayer(config).start()
         try:
-            layer.await_termination()
-            return
-        except KeyboardInterrupt:
-            log.info("speed layer interrupted")
+            if not wait_while_running(layer.await_termination, stop):
+                log.info("speed layer interrupted")
             return
         except Exception:
             log.exception("speed layer failed; starting again in %.0f s (it resumes from its snapshot)", backoff)
         finally:
             layer.stop()
-        time.sleep(backoff)
+        stop.wait(backoff)
         backoff = min(backoff * 2, max_backoff_sec)
 
 
-__all__ = ["SpeedLayer", "SpeedLayerStopped", "run_speed"]
+__all__ = ["SpeedLayer", "run_speed"]
