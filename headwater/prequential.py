@@ -88,4 +88,23 @@ def parse_totals_tag(tag: str | None) -> tuple[int, Totals]:
         return 0, {}
 
 
-__all__ = ["FIGURES", "merge", "parse_totals_tag", "readable", "summarize", "totals_tag"]
+def from_metrics_text(text: str) -> tuple[int, dict[str, dict[str, float]]]:
+    """(events, ``{model: {figure: value}}``) as a serving layer's ``/metrics`` page shows them (demos print them).
+
+    >>> page = 'headwater_prequential{figure="rmse",model="live"} 0.9\\nheadwater_prequential_events 12.0\\n'
+    >>> from_metrics_text(page)
+    (12, {'live': {'rmse': 0.9}})
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    events, figures = 0, {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "headwater_prequential_events":
+                events = int(sample.value)
+            elif sample.name == "headwater_prequential":
+                figures.setdefault(sample.labels["model"], {})[sample.labels["figure"]] = float(sample.value)
+    return events, figures
+
+
+__all__ = ["FIGURES", "from_metrics_text", "merge", "parse_totals_tag", "readable", "summarize", "totals_tag"]

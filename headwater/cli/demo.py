@@ -2,7 +2,9 @@
 
 Stack up → the app's history to Kafka → ingested into Delta → batch model registered as champion →
 ingest stream, speed and serving layers started as child processes → live data sent to Kafka →
-the serving layer's answer changes, with no further batch run. An app names its demo module
+the serving layer's answer changes, with no further batch run → the live (prequential) evaluation the
+serving layer shows in ``/metrics``: the new events scored before learning, by batch + speed and by
+the champion alone. An app names its demo module
 (``App.demo``, e.g. ``headwater.apps.als.demo``), which has the same three names for every app:
 ``history_lines(app)``, ``show_live_learning(config, base_url)`` and ``EXAMPLE_PATH``.
 """
@@ -39,6 +41,7 @@ def run_demo(app: str, conf: str | None, overrides: list[str]) -> int:
         base = f"http://{config.get('headwater.serving.host')}:{config.get('headwater.serving.port')}"
         _wait_ready(base, children)
         demo.show_live_learning(config, base)
+        _print_live_evaluation(base)
         print(f"\nserving layer: {base}{demo.EXAMPLE_PATH}   MLflow UI: {stack.mlflow_url}"
               f"   events table: {config.table_uri('events')}")
         print("layer logs in", stack.var_dir / "logs", "- press Ctrl-C to stop")
@@ -111,6 +114,22 @@ def _wait_ready(base: str, children: list[subprocess.Popen], timeout: float = 18
             pass
         time.sleep(1)
     raise RuntimeError(f"serving layer at {base} not ready after {timeout:.0f} s")
+
+
+def _print_live_evaluation(base: str, timeout: float = 15) -> None:
+    from headwater.prequential import from_metrics_text
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events, figures = from_metrics_text(requests.get(f"{base}/metrics", timeout=5).text)
+        if events:
+            shown = {model: ", ".join(f"{name} {value:.4g}" for name, value in values.items())
+                     for model, values in figures.items()}
+            print(f"\nlive evaluation ({events:,} events, each scored before it was learned; {base}/metrics): "
+                  f"batch + speed {shown.get('live', '-')} · champion alone {shown.get('champion', '-')}")
+            return
+        time.sleep(0.5)
+    print("no live evaluation yet (the speed layer scores each micro-batch it folds in)", file=sys.stderr)
 
 
 def _stop(children: list[subprocess.Popen]) -> None:
