@@ -159,8 +159,8 @@ class ALSUpdate(BatchApp):
         ratings = RatingStore.from_pairs(len(user_ids), users, items, values.column("value").to_numpy())
         ALSFactors(user_ids, np.vstack([model.X, np.zeros((extra_users, model.features))]),
                    item_ids, np.vstack([model.Y, np.zeros((extra_items, model.features))]), ratings, model.settings,
-                   model.mu, np.r_[model.user_bias, np.zeros(extra_users)], np.r_[model.item_bias, np.zeros(extra_items)],
-                   split.newest_ms).save(directory)
+                   model.mu, np.r_[model.user_bias, np.zeros(extra_users)],
+                   np.r_[model.item_bias, np.zeros(extra_items)], split.newest_ms).save(directory)
 
     def model_signature(self, model: ALSFactors):
         from headwater.apps.als.pyfunc import signature

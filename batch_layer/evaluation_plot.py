@@ -2,7 +2,8 @@
 
 One panel per metric (for ALS: AUC or RMSE, precision@k, NDCG@k), one bar per candidate labelled with
 its hyperparameters, the chosen candidate highlighted, the champion's value on the same test data as
-a dashed line, the baseline's as a dash-dotted one and the promotion threshold as a dotted one. Built on matplotlib's ``Figure`` directly
+a dashed line, the baseline's as a dash-dotted one and the promotion threshold as a dotted one. Built on
+matplotlib's ``Figure`` directly
 (Agg canvas), so no pyplot state and no display are involved.
 
 >>> figure = evaluation_figure([({"rank": 4}, {"score": 0.8, "auc": 0.8}), ({"rank": 8}, None)],

@@ -214,8 +214,8 @@ class MLUpdate:
             mlflow.log_metrics({f"best_{k}": v for k, v in _finite(best.metrics).items()})
             model, model_split = self._refit(best, split)
             tags = {registry.TAG_LAYER: "batch", registry.TAG_DELTA_VERSION: delta_version,
-                    "candidate_run_id": best.run_id, "score": best.score, TAG_REFIT: str(model_split is not split).lower(),
-                    **version_tags, **self.app.describe(model)}
+                    "candidate_run_id": best.run_id, "score": best.score,
+                    TAG_REFIT: str(model_split is not split).lower(), **version_tags, **self.app.describe(model)}
             with tempfile.TemporaryDirectory(prefix="headwater-model-") as directory:
                 self.app.save_model(model, model_split, Path(directory))
                 registered = registry.log_and_register(

@@ -43,7 +43,8 @@ def make_model(users: int, items: int, features: int, implicit: bool, rng) -> AL
     values = RatingStore.from_pairs(users, rows, rng.integers(0, items, len(rows)), rng.integers(1, 6, len(rows)))
     X = rng.normal(0, 0.1, (users, features))
     Y = rng.normal(0, 0.1, (items, features))
-    biases = {} if implicit else {"mu": 3.0, "user_bias": rng.normal(0, 0.3, users), "item_bias": rng.normal(0, 0.3, items)}
+    biases = {} if implicit else {"mu": 3.0, "user_bias": rng.normal(0, 0.3, users),
+                                  "item_bias": rng.normal(0, 0.3, items)}
     return ALSSpeedModel.from_factors(ALSFactors(
         [f"u{u}" for u in range(users)], X, [f"i{n}" for n in range(items)], Y, values,
         ALSSettings(implicit, regularization=0.1, bias_regularization=5.0, alpha=1.0), **biases))

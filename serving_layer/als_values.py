@@ -78,7 +78,8 @@ class UserValues:
             positive = (self._base.values > 0) & ~overridden[rows]
             items = Counter(dict(zip(self._item_ids.tolist(), np.bincount(
                 self._base.cols[positive], minlength=len(self._item_ids)).tolist())))
-            users = Counter(dict(zip(self._base_row, np.bincount(rows[positive], minlength=self._base.n_rows).tolist())))
+            per_user = np.bincount(rows[positive], minlength=self._base.n_rows)
+            users = Counter(dict(zip(self._base_row, per_user.tolist())))
             for user, values in changed:
                 known = [item for item, value in values.items() if value > 0]
                 items.update(known)

@@ -19,7 +19,8 @@ def problem(seed=0, users=40, items=30, density=0.3, implicit=False):
 def lstsq_explicit(Y_rated, item_bias, r, mu, lam, lam_bias):
     """argmin Σ (r − μ − c − [y, 1]·z)² + λ n ‖x‖² + λ_b b², as one stacked least-squares problem."""
     n = len(r)
-    A = np.vstack([np.hstack([Y_rated, np.ones((n, 1))]), np.diag(np.r_[np.full(K, np.sqrt(lam * n)), np.sqrt(lam_bias)])])
+    penalties = np.diag(np.r_[np.full(K, np.sqrt(lam * n)), np.sqrt(lam_bias)])
+    A = np.vstack([np.hstack([Y_rated, np.ones((n, 1))]), penalties])
     z = np.linalg.lstsq(A, np.r_[r - mu - item_bias, np.zeros(K + 1)], rcond=None)[0]
     return z[:K], z[K]
 

@@ -66,7 +66,8 @@ class FakeApp(BatchApp):
 
 def generation(config, spark, qualities, baseline=None):
     notices = []
-    result = MLUpdate(FakeApp(config, qualities, baseline), config, notices.append).run(spark.range(10), delta_version=4)
+    app = FakeApp(config, qualities, baseline)
+    result = MLUpdate(app, config, notices.append).run(spark.range(10), delta_version=4)
     return result, notices
 
 

@@ -120,7 +120,7 @@ def test_implicit_misses_at_10_use_the_top_10_without_known_items():
     rng = np.random.default_rng(1)
     items = [f"i{n}" for n in range(40)]
     factors = ALSFactors(["u"], rng.normal(size=(1, 3)), items, rng.normal(size=(40, 3)),
-                         {"u": {"i0": 1.0}, }, ALSSettings(implicit=True, regularization=0.1))
+                         {"u": {"i0": 1.0}}, ALSSettings(implicit=True, regularization=0.1))
     model = ALSSpeedModel.from_factors(factors)
     scores = factors.Y @ factors.X[0]
     scores[0] = -np.inf

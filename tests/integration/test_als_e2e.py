@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from batch_layer.ingest import run_ingest
 from batch_layer.runner import run_batch_once
-from headwater.apps.als.demo import history_lines
 from headwater.kafka_admin import ensure_topics
 from headwater.kafka_producer import LineProducer
 from serving_layer.app import create_app
 from speed_layer.runner import SpeedLayer
+from tests.integration.test_batch_als import sample_lines
 from tests.integration.test_speed_layer import wait_for
 
+# the sample has no implicit signal to beat popularity with (see test_batch_als.py): no baseline gate
 SETTINGS = {"als.hyperparams.features": [6], "als.iterations": 5, "ml.eval.candidates": 1,
+            "ml.eval.beat-baseline": False,
             "speed.trigger-interval-sec": 0.5, "speed.snapshot-interval-sec": 600,
             "kafka.input-partitions": 2, "kafka.poll-timeout-ms": 200}
 
@@ -31,7 +33,7 @@ def test_new_user_appears_and_deleted_preference_disappears_without_a_batch_run(
     bootstrap = config.get("headwater.kafka.bootstrap-servers")
     ensure_topics(bootstrap, {config.input_topic: 2, config.update_topic: 1})
     with LineProducer(bootstrap) as producer:
-        producer.send_lines(config.input_topic, history_lines())
+        producer.send_lines(config.input_topic, sample_lines())
     assert run_ingest(config, once=True).events == 1501
     result = run_batch_once(config)
     assert result.promoted, result.reason

@@ -23,8 +23,21 @@ from headwater.evaluation_metrics import mean_auc, ndcg_at_k, precision_at_k
 from headwater.messages import MessageType, decode_update
 
 RATINGS = Path(pyspark.__file__).parent / "data/mllib/als/sample_movielens_ratings.txt"
+# This sample has no implicit-feedback signal (popularity and random factors also score ~0.49), so a
+# candidate rarely beats the most-popular baseline: the gate's baseline check is off where a test needs
+# a promotion (tests/test_als_batch.py checks it on data with structure).
 SMALL_SEARCH = {"als.hyperparams.features": [4, 6], "als.hyperparams.lambda": [0.05], "als.iterations": 5,
-                "ml.eval.candidates": 2, "ml.eval.parallelism": 2, "ml.eval.test-fraction": 0.2}
+                "ml.eval.candidates": 2, "ml.eval.parallelism": 2, "ml.eval.test-fraction": 0.2,
+                "ml.eval.beat-baseline": False}
+
+
+def sample_lines() -> list[str]:
+    """pyspark's bundled MovieLens sample (``user::item::rating::ts``) as ALS input lines."""
+    lines = []
+    for row in RATINGS.read_text().splitlines():
+        user, item, rating, ts = row.split("::")
+        lines.append(f"u{user},m{item},{rating},{int(ts) * 1000}")
+    return lines
 
 
 def write_movielens_events(uri: str) -> None:
@@ -95,7 +108,7 @@ def test_batch_generation_registers_gates_and_announces(broker_config, mlflow_ur
     recommended = model.predict(pd.DataFrame({"user": ["0", "1"]}), params={"how_many": 3})
     assert recommended.groupby("user").size().to_dict() == {"0": 3, "1": 3}
     estimates = model.predict(pd.DataFrame({"user": ["0", "no-such-user"], "item": ["2", "2"]}))
-    assert np.isfinite(estimates.estimate[0]) and np.isnan(estimates.estimate[1])
+    assert np.isfinite(estimates.estimate[0]) and estimates.estimate[1] == 0.0  # implicit: no biases
 
     # A threshold no model can reach: recorded, registered without alias, champion unchanged.
     strict = config.with_overrides(["headwater.ml.eval.threshold=2.0", "headwater.ml.eval.candidates=1"])
@@ -105,7 +118,8 @@ def test_batch_generation_registers_gates_and_announces(broker_config, mlflow_ur
     assert client.get_run(second.run_id).data.tags["reason"] == second.reason
     assert int(client.get_model_version_by_alias(config.app_id, "champion").version) == 1
     assert second.registered.version == 2 and second.champion_version == 1
-    assert second.champion_metrics["score"] == pytest.approx(first.best.metrics["score"], abs=0.05)
+    # the champion was refit on all of the data, which this test split is part of: logged, not compared
+    assert "refit on all of its data" in second.reason and second.champion_metrics["score"] > 0
     assert len(read_notices(config.get("headwater.kafka.bootstrap-servers"), config.update_topic)) == 1
 
 

@@ -5,7 +5,8 @@ Shared by the layers: the model state and its artifacts (:mod:`.factors`), each 
 (:mod:`.strengths`), the speed layer's fold-in (:mod:`.fold_in`) and prequential losses
 (:mod:`.prequential`), the UP messages (:mod:`.updates`), the input events (:mod:`.events`), the Oryx
 aggregation the batch layer trains on (:mod:`.aggregation`), the evaluation and baselines
-(:mod:`.evaluation`), the pyfunc model (:mod:`.pyfunc`) and the demo (:mod:`.demo`). Each layer adapts it in one module: ``batch_layer/als.py``,
+(:mod:`.evaluation`), the pyfunc model (:mod:`.pyfunc`), the MovieLens data (:mod:`.movielens`) and the demo
+(:mod:`.demo`). Each layer adapts it in one module: ``batch_layer/als.py``,
 ``speed_layer/als.py``, ``serving_layer/als.py`` (with ``serving_layer/als_model.py``).
 """
 from headwater.api import App

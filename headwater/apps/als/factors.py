@@ -83,6 +83,8 @@ class ALSFactors:
         self.Y = np.ascontiguousarray(Y, dtype=np.float32).reshape(len(self.item_ids), -1)
         if self.X.shape[1] != self.Y.shape[1] and len(self.user_ids) and len(self.item_ids):
             raise ValueError(f"X has {self.X.shape[1]} features but Y has {self.Y.shape[1]}")
+        if not isinstance(settings, ALSSettings):
+            raise TypeError(f"settings must be an ALSSettings, got {settings!r:.100}")
         self.settings = settings
         self.mu = float(mu)
         self.user_bias = _biases(user_bias, len(self.user_ids))

@@ -156,10 +156,10 @@ def fit_biases(users, items, values, bias_regularization: float, n_users: int, n
     mu = float(values.mean()) if len(values) else 0.0
     user_counts = np.bincount(users, minlength=n_users)
     item_counts = np.bincount(items, minlength=n_items)
-    b_user, b_item = np.zeros(n_users), np.zeros(n_items)
+    b_user, b_item, prior = np.zeros(n_users), np.zeros(n_items), bias_regularization
     for _ in range(rounds):
-        b_item = np.bincount(items, values - mu - b_user[users], minlength=n_items) / (bias_regularization + item_counts)
-        b_user = np.bincount(users, values - mu - b_item[items], minlength=n_users) / (bias_regularization + user_counts)
+        b_item = np.bincount(items, values - mu - b_user[users], minlength=n_items) / (prior + item_counts)
+        b_user = np.bincount(users, values - mu - b_item[items], minlength=n_users) / (prior + user_counts)
     return mu, b_user, b_item
 
 

@@ -39,7 +39,8 @@ class VectorUpdate:
     values: dict[str, float] | None = None   # item -> stored value, NaN for a removed pair (X only)
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, VectorUpdate) and (self.side, self.id, self.bias) == (other.side, other.id, other.bias)
+        return (isinstance(other, VectorUpdate)
+                and (self.side, self.id, self.bias) == (other.side, other.id, other.bias)
                 and np.array_equal(self.vector, other.vector) and _same_values(self.values, other.values))
 
 
