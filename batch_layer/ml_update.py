@@ -88,9 +88,10 @@ def promotion_decision(score: float | None, threshold: float | None, champion_sc
         return False, f"score {score:.6g} is below the threshold {threshold:.6g}"
     if baseline_score is not None and not score > baseline_score:
         return False, f"score {score:.6g} does not beat the baseline at {baseline_score:.6g}"
+    beats = "" if baseline_score is None else f", baseline {baseline_score:.6g}"
     if champion_score is None:
-        return True, f"score {score:.6g}; no champion to compare with"
-    comparison = (f"score {score:.6g} vs champion version {champion_version} at {champion_score:.6g} "
+        return True, f"score {score:.6g}{beats}; no champion to compare with"
+    comparison = (f"score {score:.6g}{beats} vs champion version {champion_version} at {champion_score:.6g} "
                   f"(max regression {max_regression:.6g})")
     if score < champion_score - max_regression:
         return False, "worse than the champion: " + comparison

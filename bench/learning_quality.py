@@ -44,8 +44,9 @@ from headwater.embedded import free_port, start_broker
 from headwater.prequential import from_metrics_text
 
 CHUNK = 1000
-EXPLICIT = {"als.implicit": False, "als.iterations": 15, "als.hyperparams.features": [20],
-            "als.hyperparams.lambda": [0.1, 0.2], "als.hyperparams.bias-lambda": [5.0]}
+# the same grid as conf/als.conf (the demo); the baseline's bias prior is the first bias-lambda
+EXPLICIT = {"als.implicit": False, "als.iterations": 10, "als.hyperparams.features": [10],
+            "als.hyperparams.lambda": [0.3, 0.5], "als.hyperparams.bias-lambda": [5.0, 2.0]}
 IMPLICIT = {"als.implicit": True, "als.iterations": 10, "als.hyperparams.features": [20, 50],
             "als.hyperparams.lambda": [0.1], "als.hyperparams.alpha": [1.0, 5.0]}
 
@@ -261,7 +262,9 @@ def plain_spark_als(train: pd.DataFrame, hyperparams: dict) -> ALSFactors:
                           "i": pd.Index(items).get_indexer(pairs["item"]), "r": pairs["rating"].astype(float)})
     model = ALS(rank=int(hyperparams["features"]), regParam=float(hyperparams["lambda"]),
                 alpha=float(hyperparams.get("alpha", 1.0)), implicitPrefs=True, maxIter=IMPLICIT["als.iterations"],
-                userCol="u", itemCol="i", ratingCol="r", seed=42).fit(spark.createDataFrame(frame))
+                userCol="u", itemCol="i", ratingCol="r", seed=42,  # the batch layer's seed and block layout
+                numUserBlocks=spark.sparkContext.defaultParallelism,
+                numItemBlocks=spark.sparkContext.defaultParallelism).fit(spark.createDataFrame(frame))
     X, Y = (np.zeros((len(ids), int(hyperparams["features"]))) for ids in (users, items))
     for matrix, factors in ((X, model.userFactors), (Y, model.itemFactors)):
         rows = factors.toPandas()

@@ -130,3 +130,18 @@ def test_implicit_misses_at_10_use_the_top_10_without_known_items():
     assert misses[:4].tolist() == [0.0, 0.0, 1.0, 1.0] and np.isnan(misses[5])
     # a user without a vector gets the most popular items: i0, the only item anyone has, is in them
     assert model.score_many(parsed("newcomer,i0"))["miss_at_10"].tolist() == [0.0]
+
+
+def test_the_sampled_bound_finds_exactly_the_top_k():
+    from headwater.apps.als.prequential import _in_top_k
+
+    rng = np.random.default_rng(4)
+    scores = rng.normal(size=(50, 3000)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.1] = -np.inf  # known items
+    scores[7, 10:] = -np.inf  # a user with fewer candidates than k
+    rows = np.repeat(np.arange(50), 40)
+    items = np.concatenate([np.argsort(-scores[r])[:40] for r in range(50)])  # ranks 0-39 of each row
+    items[::7] = -1  # unknown items
+    expected = np.array([i >= 0 and np.isfinite(scores[r, i]) and (scores[r] > scores[r, i]).sum() < 10
+                         for r, i in zip(rows, items)])
+    np.testing.assert_array_equal(_in_top_k(scores, rows, items, 10), expected)
