@@ -152,21 +152,26 @@ class ForestArrays:
     def with_trees(self, replaced: dict[int, Tree]) -> ForestArrays:
         """A new forest with trees replaced (the other trees' statistics copied, so this one is untouched)."""
         trees = [replaced[i] if i in replaced else self.tree(i) for i in range(self.num_trees)]
+        clock = max([self.clock, *(float(x.asof.max(initial=self.clock)) for x in replaced.values())])
+        return ForestArrays.from_trees(self.task, self.num_features, trees, self.importances, self.structure_id, clock)
+
+    @classmethod
+    def from_trees(cls, task: str, num_features: int, trees: Sequence[Tree], importances: np.ndarray | None = None,
+                   structure_id: str | None = None, clock: float = 0.0) -> ForestArrays:
+        """One forest of :class:`~headwater.apps.forest.trees.Tree` s, stored one after another."""
         sizes = np.array([len(x) for x in trees])
-        roots = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
         width = max(x.categories.shape[1] for x in trees)
         shift = lambda child, root: np.where(child >= 0, child + root, -1)  # noqa: E731
         mask = np.zeros((sizes.sum(), width), bool)
         for x, root in zip(trees, roots):
             mask[root:root + len(x), :x.categories.shape[1]] = x.categories
-        return ForestArrays(
-            self.task, self.num_features, np.concatenate([x.feature for x in trees]),
-            np.concatenate([x.threshold for x in trees]),
-            np.concatenate([shift(x.left, r) for x, r in zip(trees, roots)]),
-            np.concatenate([shift(x.right, r) for x, r in zip(trees, roots)]), mask,
-            np.concatenate([x.stats for x in trees]), roots, self.importances,
-            np.concatenate([x.asof for x in trees]), [x.sid for x in trees], self.structure_id,
-            max([self.clock, *(float(x.asof.max(initial=self.clock)) for x in replaced.values())]))
+        return cls(task, num_features, np.concatenate([x.feature for x in trees]),
+                   np.concatenate([x.threshold for x in trees]),
+                   np.concatenate([shift(x.left, r) for x, r in zip(trees, roots)]),
+                   np.concatenate([shift(x.right, r) for x, r in zip(trees, roots)]), mask,
+                   np.concatenate([x.stats for x in trees]), roots, importances,
+                   np.concatenate([x.asof for x in trees]), [x.sid for x in trees], structure_id, clock)
 
     def _max_depth(self) -> int:
         depth, frontier = 0, self.roots
