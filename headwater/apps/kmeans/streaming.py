@@ -40,8 +40,39 @@ def decay_factor(half_life: float | None) -> float:
     return math.exp(math.log(0.5) / half_life)
 
 
+def split_dying(centers: np.ndarray, counts: np.ndarray, share: float | None,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Spark StreamingKMeans' rule for a dying cluster, with a configurable share (Spark: 1e-8).
+
+    When the lightest centre's weight is below ``share`` × the heaviest's, the heaviest is split in
+    two (± 1e-6 relative noise, half its weight each) and the light one is dropped: (centres, weights,
+    the two changed indices). With decay, Spark's 1e-8 never fires (a dying centre keeps ~1e-3 of the
+    weight while points still trickle in); 0.01 re-seats it where the data now is.
+
+    >>> split_dying(np.array([[0.0], [10.0]]), np.array([100.0, 0.5]), 0.01, np.random.default_rng(0))[1:]
+    (array([50., 50.]), [1, 0])
+    """
+    if not share or len(counts) < 2:
+        return centers, counts, []
+    smallest, largest = int(np.argmin(counts)), int(np.argmax(counts))
+    if counts[smallest] >= share * counts[largest]:
+        return centers, counts, []
+    centers, counts = centers.copy(), counts.copy()
+    centre = centers[largest]
+    noise = rng.standard_normal(centre.shape) * 1e-6 * np.maximum(np.abs(centre), 1.0)
+    centers[largest], centers[smallest] = centre + noise, centre - noise
+    counts[largest] = counts[smallest] = counts[largest] / 2.0
+    return centers, counts, [smallest, largest]
+
+
 def decay_settings(config) -> tuple[float, str]:
-    """(decay per time unit, time unit) from ``headwater.kmeans``: ``half-life`` when set, else ``decay-factor``."""
+    """(decay per time unit, time unit) from ``headwater.kmeans``: ``half-life`` when set, else ``decay-factor``.
+
+    The default, a half-life of 1,000 points, was measured against no forgetting and a full refit every
+    1,000-row chunk (bench/learning_drift.py): as a half-life of one such batch it beat both on drifting
+    blobs and NOAA weather and was neutral on the shuffled (stationary) NOAA stream; points rather than
+    batches, so forgetting follows the data and not how many events a trigger happened to collect.
+    """
     section = config.section("headwater.kmeans")
     half_life = section.get("half-life")
     decay = decay_factor(half_life) if half_life is not None else float(section.get("decay-factor", 1.0))
