@@ -37,6 +37,7 @@ from headwater.apps.forest.decay import Decay
 from headwater.apps.forest.learning import ForestLearner
 from headwater.apps.forest.model import ForestModel
 from headwater.apps.forest.replacement import ReplacementSettings
+from headwater.constraints import ConfigError
 
 
 class RandomForestSpeedModel:
@@ -53,9 +54,11 @@ class RandomForestSpeedModel:
     def from_registered(cls, registered, config=None) -> RandomForestSpeedModel:
         if config is None:
             return cls(ForestLearner(ForestModel.load(registered.path)))
-        settings = ReplacementSettings.from_config(config)
-        return cls(ForestLearner.load(registered.path, Decay.from_config(config), settings,
-                                      config.get("headwater.rdf.time-feature")))
+        decay, time_feature = Decay.from_config(config), config.get("headwater.rdf.time-feature")
+        if decay.unit == "event-time" and time_feature is None:
+            raise ConfigError("headwater.rdf.time-unit = \"event-time\" needs headwater.rdf.time-feature "
+                              "(the feature holding each row's event time)")
+        return cls(ForestLearner.load(registered.path, decay, ReplacementSettings.from_config(config), time_feature))
 
     def learn_many(self, parsed: pa.Table) -> list[list]:
         return [updates.encode(change) for change in self.learner.learn(parsed)]

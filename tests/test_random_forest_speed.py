@@ -98,3 +98,12 @@ def test_snapshot_artifacts_round_trip(make_config, tmp_path):
     assert loaded.model.encoding.predictors == PREDICTORS
     assert loaded.model.forest.structure_id == speed.model.forest.structure_id
     assert RandomForestServingModel.from_registered(RegisteredModel("m", 3, tmp_path)).version == 3
+
+
+def test_event_time_decay_needs_the_time_feature(make_config, tmp_path):
+    from headwater.constraints import ConfigError
+
+    random_forest_model("regression").save(tmp_path)
+    config = make_config(app="rdf-regression", **small_schema("regression"), **{"rdf.time-unit": "event-time"})
+    with pytest.raises(ConfigError, match="headwater.rdf.time-feature"):
+        RandomForestSpeedModel.from_registered(RegisteredModel("m", 1, tmp_path), config)
