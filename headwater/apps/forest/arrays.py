@@ -215,21 +215,21 @@ class ForestArrays:
             node = self._children[2 * node + goes_left]
         return node
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: np.ndarray, leaves: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities as Spark computes them: the mean of each tree's normalised leaf counts."""
         if self.task != "classification":
             raise ValueError("predict_proba is for classification forests")
-        counts = self.stats[self.leaves(X)]  # rows × trees × classes
+        counts = self.stats[self.leaves(X) if leaves is None else leaves]  # rows × trees × classes
         totals = counts.sum(axis=2, keepdims=True)
         votes = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0).sum(axis=1)
         norm = votes.sum(axis=1, keepdims=True)
         return np.divide(votes, norm, out=np.zeros_like(votes), where=norm > 0)
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray, leaves: np.ndarray | None = None) -> np.ndarray:
         """Class index (classification) or the mean of the trees' leaf means (regression)."""
         if self.task == "classification":
-            return np.argmax(self.predict_proba(X), axis=1).astype(np.float64)
-        leaf = self.stats[self.leaves(X)]
+            return np.argmax(self.predict_proba(X, leaves), axis=1).astype(np.float64)
+        leaf = self.stats[self.leaves(X) if leaves is None else leaves]
         return np.divide(leaf[..., 1], leaf[..., 0], out=np.zeros(leaf.shape[:2]),
                          where=leaf[..., 0] > 0).mean(axis=1)
 

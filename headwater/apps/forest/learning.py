@@ -55,6 +55,8 @@ class ForestLearner:
         self.replacement = None if replacement is None else TreeReplacement(
             replacement, forest.task, forest.num_trees, forest.num_features, forest.num_classes,
             model.encoding.categorical_predictors, decay)
+        # the speed layer scores a batch, then learns the same batch: the walk is done once
+        self._scored: tuple | None = None
 
     @property
     def forest(self):
@@ -62,7 +64,7 @@ class ForestLearner:
 
     def learn(self, rows: pa.Table) -> list[LeafUpdate | TreeUpdate]:
         """Fold labelled rows in; the UP messages (replaced trees, then changed leaves)."""
-        X, y, known = self.model.encoding.known_rows(rows)
+        X, y, known, leaves = self._routed(rows)
         if not known.all():
             log.info("skipped %d of %d rows with an unknown category or target", int((~known).sum()), len(known))
         if not len(y):
@@ -74,7 +76,6 @@ class ForestLearner:
             if forest.clock == 0.0 and not forest.asof.any():   # a batch model: its leaves count from now on
                 forest.asof[:] = forest.clock = float(times.min())
         now, row_times = self.decay.clock(forest.clock, len(y), times)
-        leaves = forest.leaves(X)
         swapped = {} if self.replacement is None else self.replacement.step(forest, leaves, X, y, row_times, now)
         old_sids = {t: forest.tree_sids[t] for t in swapped}
         if swapped:
@@ -91,13 +92,22 @@ class ForestLearner:
 
     def losses(self, rows: pa.Table) -> np.ndarray:
         """Per-row loss of the forest as it is: 0/1 error or squared error; NaN for a row it cannot route."""
-        X, y, known = self.model.encoding.known_rows(rows)
+        X, y, known, leaves = self._routed(rows)
+        self._scored = (rows, self.forest, X, y, known, leaves)
         loss = np.full(len(known), np.nan)
         if len(y):
-            predicted = self.forest.predict(X)
+            predicted = self.forest.predict(X, leaves)
             loss[known] = (predicted != y).astype(np.float64) if self.forest.task == "classification" \
                 else (predicted - y) ** 2
         return loss
+
+    def _routed(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(X, y, known, leaves) of the rows the forest can route; reused when these rows were just scored."""
+        scored, self._scored = self._scored, None
+        if scored is not None and scored[0] is rows and scored[1] is self.forest:
+            return scored[2:]
+        X, y, known = self.model.encoding.known_rows(rows)
+        return X, y, known, self.forest.leaves(X)
 
     def apply_update(self, update: LeafUpdate | TreeUpdate) -> bool:
         """Apply an UP (from the topic); a tree replaced by it forgets its drift history here."""
