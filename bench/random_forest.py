@@ -59,9 +59,10 @@ def train(config, lines: list[str], trees: int, depth: int):
     spark = get_spark(config)
     table = SchemaCSVFormat(InputSchema.from_config(config)).parse(lines).table.drop_columns(["line_index"])
     update = RandomForestUpdate(config)
-    train_rows, _ = update.split(spark.createDataFrame(table.to_pandas()))
+    data = spark.createDataFrame(table.to_pandas())
+    split = update.prepare(data, *update.split(data))
     started = time.perf_counter()
-    model = update.build_model(train_rows, {"numTrees": trees, "maxDepth": depth, "maxBins": 32, "impurity": "gini",
+    model = update.build_model(split, {"numTrees": trees, "maxDepth": depth, "maxBins": 32, "impurity": "gini",
                                             "minInstancesPerNode": 1, "minInfoGain": 0.0})
     return model, time.perf_counter() - started
 

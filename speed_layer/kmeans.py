@@ -38,6 +38,7 @@ class KMeansSpeedModel:
         self.dying_share = dying_share
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self._scored: tuple | None = None   # the speed layer scores a batch, then learns it: assign once
 
     @classmethod
     def from_registered(cls, registered, config) -> KMeansSpeedModel:
@@ -45,13 +46,20 @@ class KMeansSpeedModel:
                    config.get("headwater.kmeans.dying-cluster-share"), config.get("headwater.ml.eval.seed"))
 
     def learn_many(self, parsed: pa.Table) -> list[list]:
-        changes = self.clusters.learn(self.clusters.points(parsed), self.decay, self.time_unit, self.dying_share,
-                                      self.rng)
+        scored, self._scored = self._scored, None
+        if scored is not None and scored[0] is parsed and scored[1] is self.clusters.centers:
+            points, assignment = scored[2:]
+        else:
+            points, assignment = self.clusters.points(parsed), None
+        changes = self.clusters.learn(points, self.decay, self.time_unit, self.dying_share, self.rng, assignment)
         return [updates.encode(change) for change in changes]
 
     def score_many(self, parsed: pa.Table) -> dict[str, np.ndarray]:
         """The distance of each point to its nearest centre, before learning."""
-        return {"distance": self.clusters.assign(self.clusters.points(parsed))[1]}
+        points = self.clusters.points(parsed)
+        assignment, distance = self.clusters.assign(points)
+        self._scored = (parsed, self.clusters.centers, points, assignment)
+        return {"distance": distance}
 
     def apply_update(self, payload) -> None:
         self.clusters.apply_update(updates.decode(payload))

@@ -94,16 +94,18 @@ class KMeansClusters:
         return nearest_centers(self.centers, points)
 
     def learn(self, points: np.ndarray, decay: float = 1.0, time_unit: str = "batches",
-              dying_share: float | None = None, rng: np.random.Generator | None = None) -> list[CentreUpdate]:
+              dying_share: float | None = None, rng: np.random.Generator | None = None,
+              assignment: np.ndarray | None = None) -> list[CentreUpdate]:
         """Move centres toward their newly assigned points; the new state of every centre that changed.
 
         With decay < 1 every centre's weight changes each batch, so every centre gets a payload. With
         ``dying_share``, a centre whose weight fell below that share of the heaviest is re-seated by
-        splitting the heaviest (:func:`~headwater.apps.kmeans.streaming.split_dying`).
+        splitting the heaviest (:func:`~headwater.apps.kmeans.streaming.split_dying`). ``assignment``: the
+        points' nearest centres when already known.
         """
         if len(points) == 0:
             return []
-        assignment = self.assign(points)[0]
+        assignment = self.assign(points)[0] if assignment is None else assignment
         centers, counts = update_centers(self.centers, self.counts, points, decay, time_unit, assignment)
         centers, counts, split = split_dying(centers, counts, dying_share, rng or np.random.default_rng(0))
         changed = np.union1d(np.flatnonzero(counts != self.counts), split).astype(int)
