@@ -227,7 +227,8 @@ def through_layers(name: str, kind: str, X, y, bootstrap: str, work: Path, args)
     try:
         _wait(lambda: layer.wait_ready(1) and client.get("/ready").status_code == 200, "the layers' first model")
         predict, send = ("/assign", "/add") if kind == "kmeans" else ("/predict", "/train")
-        unlabelled = lines_of(X, None)
+        # a datum has every feature of the schema; the target's value is ignored and may be empty
+        unlabelled = lines_of(X, None) if kind == "kmeans" else [line + "," for line in lines_of(X, None)]
         started = time.perf_counter()
         for a in range(half, len(lines), CHUNK):
             chunk = slice(a, min(a + CHUNK, len(lines)))
