@@ -28,7 +28,7 @@ import logging
 import threading
 from typing import Any
 
-from headwater import registry
+from headwater import prequential, registry
 from headwater.config import Config
 from headwater.messages import MessageType, decode_update
 from serving_layer.errors import ApiError
@@ -118,6 +118,10 @@ class ModelManager:
                 self.metrics.bad_updates.inc()
             elif message.type is MessageType.UP:
                 payloads.append(message.payload)
+            elif message.type is MessageType.BATCH:
+                record = message.payload
+                self.metrics.add_prequential(record.base_version, record.events if record.scores else 0,
+                                             record.scores)
             else:
                 self.apply_payloads(payloads)
                 payloads = []
@@ -152,6 +156,10 @@ class ModelManager:
             self._apply_to(model, self._pending)
             self._loading, self._pending = False, []
             self.swap(model)
+        # the live evaluation of this champion: a snapshot built on it holds the totals up to its offset
+        from_snapshot = point.chosen.version != point.champion_version
+        tag = point.chosen.tags.get(registry.TAG_PREQUENTIAL) if from_snapshot else None
+        self.metrics.reset_prequential(point.champion_version, *prequential.parse_totals_tag(tag))
         return point.update_offset
 
     # --- lifecycle ----------------------------------------------------------------------------
