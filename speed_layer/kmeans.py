@@ -31,19 +31,17 @@ class KMeansSpeedModel:
     """A :class:`~headwater.apps.kmeans.clusters.KMeansClusters` that learns from parsed input tables."""
 
     def __init__(self, clusters: KMeansClusters, decay: float = 1.0, time_unit: str = "batches",
-                 dying_share: float | None = None, seed: int = 0):
+                 dying_share: float | None = None):
         self.clusters = clusters
         self.decay = decay
         self.time_unit = time_unit
         self.dying_share = dying_share
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
         self._scored: tuple | None = None   # the speed layer scores a batch, then learns it: assign once
 
     @classmethod
     def from_registered(cls, registered, config) -> KMeansSpeedModel:
         return cls(KMeansClusters.load(registered.path), *decay_settings(config),
-                   config.get("headwater.kmeans.dying-cluster-share"), config.get("headwater.ml.eval.seed"))
+                   config.get("headwater.kmeans.dying-cluster-share"))
 
     def learn_many(self, parsed: pa.Table) -> list[list]:
         scored, self._scored = self._scored, None
@@ -51,7 +49,7 @@ class KMeansSpeedModel:
             points, assignment = scored[2:]
         else:
             points, assignment = self.clusters.points(parsed), None
-        changes = self.clusters.learn(points, self.decay, self.time_unit, self.dying_share, self.rng, assignment)
+        changes = self.clusters.learn(points, self.decay, self.time_unit, self.dying_share, assignment)
         return [updates.encode(change) for change in changes]
 
     def score_many(self, parsed: pa.Table) -> dict[str, np.ndarray]:
@@ -65,9 +63,7 @@ class KMeansSpeedModel:
         self.clusters.apply_update(updates.decode(payload))
 
     def copy(self) -> KMeansSpeedModel:
-        other = KMeansSpeedModel(self.clusters.copy(), self.decay, self.time_unit, self.dying_share, self.seed)
-        other.rng.bit_generator.state = self.rng.bit_generator.state
-        return other
+        return KMeansSpeedModel(self.clusters.copy(), self.decay, self.time_unit, self.dying_share)
 
     def save(self, directory: Path) -> None:
         self.clusters.save(directory)

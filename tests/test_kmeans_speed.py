@@ -107,18 +107,27 @@ def test_bad_payloads_raise_value_error():
             model.apply_update(payload)
 
 
-def test_a_dying_cluster_is_reseated_by_splitting_the_heaviest_and_serving_follows():
+def test_a_dying_cluster_is_reseated_by_splitting_the_heaviest_and_serving_follows(tmp_path):
     model = KMeansSpeedModel(start_clusters(), decay=0.5, time_unit="batches", dying_share=0.01)
     serving = KMeansServingModel(start_clusters())
     lightest = int(np.argmin(model.clusters.counts))
     heaviest_before = model.clusters.centers.copy()
     near_the_others = np.delete(heaviest_before, lightest, axis=0)
-    for _ in range(12):  # the points keep away from the lightest centre: its weight halves every batch
-        payloads = model.learn_many(FORMAT.parse(lines_of(np.repeat(near_the_others, 20, axis=0))).table)
-        for payload in payloads:
+    batches = [FORMAT.parse(lines_of(np.repeat(near_the_others, 20, axis=0))).table for _ in range(12)]
+    for n, batch in enumerate(batches):  # the points keep away from the lightest centre: its weight halves
+        if n == 3:
+            model.copy().save(tmp_path / "snapshot")
+        for payload in model.learn_many(batch):
             serving.apply_update(payload)
     counts = model.clusters.counts
     assert counts.min() >= 0.01 * counts.max(), "the dying centre was not re-seated"
     assert not np.allclose(model.clusters.centers[lightest], heaviest_before[lightest])
     np.testing.assert_array_equal(serving.clusters.centers, model.clusters.centers)
     np.testing.assert_array_equal(serving.clusters.counts, model.clusters.counts)
+    # a speed layer restarted from a snapshot taken before the split re-folds the later batches into
+    # exactly the centres it published the first time
+    restarted = KMeansSpeedModel(KMeansClusters.load(tmp_path / "snapshot"), 0.5, "batches", 0.01)
+    for batch in batches[3:]:
+        restarted.learn_many(batch)
+    np.testing.assert_array_equal(restarted.clusters.centers, model.clusters.centers)
+    np.testing.assert_array_equal(restarted.clusters.counts, model.clusters.counts)

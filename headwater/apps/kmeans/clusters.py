@@ -94,8 +94,7 @@ class KMeansClusters:
         return nearest_centers(self.centers, points)
 
     def learn(self, points: np.ndarray, decay: float = 1.0, time_unit: str = "batches",
-              dying_share: float | None = None, rng: np.random.Generator | None = None,
-              assignment: np.ndarray | None = None) -> list[CentreUpdate]:
+              dying_share: float | None = None, assignment: np.ndarray | None = None) -> list[CentreUpdate]:
         """Move centres toward their newly assigned points; the new state of every centre that changed.
 
         With decay < 1 every centre's weight changes each batch, so every centre gets a payload. With
@@ -107,7 +106,7 @@ class KMeansClusters:
             return []
         assignment = self.assign(points)[0] if assignment is None else assignment
         centers, counts = update_centers(self.centers, self.counts, points, decay, time_unit, assignment)
-        centers, counts, split = split_dying(centers, counts, dying_share, rng or np.random.default_rng(0))
+        centers, counts, split = split_dying(centers, counts, dying_share)
         changed = np.union1d(np.flatnonzero(counts != self.counts), split).astype(int)
         self.centers, self.counts = centers, counts
         return [CentreUpdate(int(i), self.centers[i].copy(), float(self.counts[i])) for i in changed]
