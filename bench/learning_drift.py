@@ -215,15 +215,15 @@ def through_layers(name: str, kind: str, X, y, bootstrap: str, work: Path, args)
     folded = [0]
 
     class CountingSpeedLayer(SpeedLayer):
-        def fold(self, batch_lines, batch_id=None):
-            published = super().fold(batch_lines, batch_id)
+        def fold(self, batch_lines, ends, batch_id=None):
+            published = super().fold(batch_lines, ends, batch_id)
             folded[0] += len(batch_lines)
             return published
 
     layer = CountingSpeedLayer(config).start()
     app = create_app(config)
     client, manager = app.test_client(), app.extensions["headwater.models"]
-    served, alone, tree_ups, replay_seconds = [], [], 0, 0.0
+    served, alone, tree_ups, replay_seconds, live_evaluation = [], [], 0, 0.0, {}
     try:
         _wait(lambda: layer.wait_ready(1) and client.get("/ready").status_code == 200, "the layers' first model")
         predict, send = ("/assign", "/add") if kind == "kmeans" else ("/predict", "/train")
@@ -251,13 +251,15 @@ def through_layers(name: str, kind: str, X, y, bootstrap: str, work: Path, args)
             _wait(lambda n=end: manager._tail is not None and manager._tail.positions.get(0, 0) >= n,
                   "the serving layer to apply the speed layer's updates")
         replay_seconds = time.perf_counter() - started
+        live_evaluation = layer.evaluation.figures()   # the speed layer's own prequential figures (MLflow, /metrics)
         if kind != "kmeans":
-            replaced = layer.state.model.learner.replacement
+            replaced = layer.state.live.learner.replacement
             tree_ups = replaced.replaced if replaced is not None else 0
     finally:
         layer.stop()
         manager.stop()
-    out = {"headwater": served, "champion": alone, "batch_seconds": round(batch_seconds, 1),
+    out = {"headwater": served, "champion": alone, "live_evaluation": live_evaluation,
+           "batch_seconds": round(batch_seconds, 1),
            "replay_seconds": round(replay_seconds, 1), "batch_score": result.best.metrics.get("score")}
     if kind != "kmeans":
         out["trees_replaced"] = tree_ups
