@@ -11,8 +11,10 @@ statistics (:mod:`headwater.apps.forest.updates`), so the serving layer can appl
 harm. Rows with a category or class the batch model never saw cannot reach a leaf and are skipped.
 
 A snapshot (:meth:`RandomForestSpeedModel.save`) holds the forest with its replaced trees plus the
-drift state (detector windows, the recent rows, background trees), which a restarted speed layer
-restores; the UPs published after the snapshot are replayed onto it from the update topic.
+drift state (detector windows, the recent rows, background and young trees, the generator), which a
+restarted speed layer restores before it re-folds the micro-batches published after the snapshot
+(:mod:`speed_layer.runner`); the rule is a function of that state and the rows, so the re-fold
+replaces the same trees with the same ids as the UPs already on the topic.
 
 >>> import pyarrow as pa
 >>> from headwater.apps.forest.arrays import ForestArrays

@@ -143,7 +143,8 @@ def test_replacement_updates_are_idempotent_and_survive_a_speed_layer_restart(dr
         twice.apply_update(payload)
     same(twice.state_summary())
 
-    # a restart: the snapshot taken after half the replay, then the topic replayed from 5 UPs before it
+    # a speed snapshot taken after half the replay; a serving replica loads it and follows the topic
+    # from 5 UPs before the snapshot's offset
     X, y = abrupt_stream()
     config = make_config(app="rdf-classification", **{
         "input-schema.feature-names": ["x0", "x1", "x2", "x3", "y"], "input-schema.categorical-features": ["y"],
@@ -151,11 +152,12 @@ def test_replacement_updates_are_idempotent_and_survive_a_speed_layer_restart(dr
     first, first_log, _ = replay(model, X[:20_000], y[:20_000], 10_000)
     assert log[:len(first_log)] == first_log
     first.copy().save(tmp_path / "snapshot")
-    restarted = RandomForestSpeedModel.from_registered(RegisteredModel("m", 2, tmp_path / "snapshot"), config)
+    replica = RandomForestServingModel.from_registered(RegisteredModel("m", 2, tmp_path / "snapshot"), config)
     for payload in log[len(first_log) - 5:]:
-        restarted.apply_update(payload)
-    same(restarted.state_summary())
-    # and the restored detectors, recent rows and background trees learn on exactly as before the restart
+        replica.apply_update(payload)
+    same(replica.state_summary())
+    # a restarted speed layer: the restored detectors, recent rows and candidate trees re-fold and learn
+    # on exactly as before the restart (through the real runner: tests/integration/test_forest_drift.py)
     resumed = RandomForestSpeedModel.from_registered(RegisteredModel("m", 2, tmp_path / "snapshot"), config)
     for a in range(20_000, 30_000, 1000):
         resumed.learn_many(rows(X[a:a + 1000], y[a:a + 1000]))

@@ -15,9 +15,10 @@ guarded swap by 0.4–1.1 points on five of six drifting streams; regrowing adde
 windows of 8,000 rows and trees of depth 12 beat 4,000 rows and depth 8. The batch layer's next run
 still rebuilds every tree.
 
-What a restart keeps: :meth:`state` (detector windows, the recent rows, the pending background
-trees, the row count) is saved with every speed snapshot and restored from it; a tree replaced by an
-UP applied from the topic afterwards (:meth:`forget`) starts its detector afresh.
+What a restart keeps: :meth:`save` (detector windows, the recent rows, the background and young
+trees, the row count, the generator's state) goes with every speed snapshot and :meth:`restore`
+brings it back, so the micro-batches re-folded after a restart replace exactly the trees the first
+run replaced. A tree replaced by an UP applied from outside (:meth:`forget`) starts its detector afresh.
 """
 from __future__ import annotations
 
