@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from headwater.apps.forest.arrays import ForestArrays
+from headwater.apps.forest.arrays import ForestArrays, Walk
 from headwater.apps.forest.decay import Decay
 from headwater.apps.forest.encoding import CategoricalEncoding
 from headwater.apps.forest.example import random_forest_model, small_lines
@@ -177,6 +177,18 @@ def test_stale_and_foreign_tree_updates_are_ignored(drifted):
     with pytest.raises(ValueError, match="children"):
         nodes = len(tree_up[6]["left"])
         serving.apply_update([*tree_up[:6], {**tree_up[6], "left": [nodes] * nodes}])
+
+
+def test_a_walk_is_shared_between_versions_of_a_forest_for_the_trees_they_have_in_common(drifted):
+    model, speed, _, _, X = drifted
+    before = model.forest
+    replaced = speed.model.forest
+    partly = before.with_trees({3: replaced.tree(3), 7: replaced.tree(7)})   # other sizes, other node offsets
+    probe, other = X[:500], X[500:1000]
+    for old, new in ((before, partly), (partly, before), (before, replaced), (partly, partly)):
+        walked = Walk(old, probe.copy(), old.leaves(probe))
+        np.testing.assert_array_equal(new.leaves_sharing(probe, walked), new.leaves(probe))
+        np.testing.assert_array_equal(new.leaves_sharing(other, walked), new.leaves(other))   # other rows: walked
 
 
 # ------------------------------------------------------------------------------ stationary guard

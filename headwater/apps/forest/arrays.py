@@ -26,6 +26,7 @@ import json
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,6 +34,14 @@ from headwater.apps.forest.trees import Tree
 from headwater.apps.forest.updates import LEAVES_PER_MESSAGE, LeafGroup, LeafUpdate, TreeUpdate
 
 TASKS = ("classification", "regression")
+
+
+class Walk(NamedTuple):
+    """Rows ``X`` walked through ``forest``: the leaves they reached (rows × trees)."""
+
+    forest: ForestArrays
+    X: np.ndarray
+    leaves: np.ndarray
 
 
 class ForestArrays:
@@ -193,14 +202,16 @@ class ForestArrays:
                                   axis=1).ravel()
         self._categorical_nodes = None if self._categorical is None else self._categorical & ~leaf
 
-    def leaves(self, X: np.ndarray) -> np.ndarray:
-        """The leaf each row reaches in each tree: an int array of shape (rows, trees)."""
+    def leaves(self, X: np.ndarray, trees: np.ndarray | None = None) -> np.ndarray:
+        """The leaf each row reaches in each tree: an int array of shape (rows, trees); with ``trees``
+        (tree indices), in those trees only, one column each."""
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
         if X.shape[1] != self.num_features:
             raise ValueError(f"expected {self.num_features} features, got {X.shape[1]}")
         flat = X.ravel()
         row_start = (np.arange(len(X), dtype=np.intp) * self.num_features)[:, None]
-        node = np.broadcast_to(self.roots, (len(X), self.num_trees)).copy()
+        roots = self.roots if trees is None else self.roots[trees]
+        node = np.broadcast_to(roots, (len(X), len(roots))).copy()
         for _ in range(self._depth):
             value = flat[row_start + self._walk_feature[node]]
             goes_left = value <= self._walk_threshold[node]
@@ -215,13 +226,36 @@ class ForestArrays:
             node = self._children[2 * node + goes_left]
         return node
 
+    def leaves_sharing(self, X: np.ndarray, walked: Walk | None) -> np.ndarray:
+        """:meth:`leaves` of ``X``, copied from an earlier walk of the same rows through another version
+        of this forest for every tree the two have in common (same position, id and size); only the
+        others are walked. The speed layer walks each micro-batch through the live forest and then the
+        champion alone, which differ only in the trees replaced since the champion."""
+        if (walked is None or walked.forest.structure_id != self.structure_id
+                or walked.forest.num_trees != self.num_trees or walked.X.shape != X.shape
+                or not (walked.X is X or np.array_equal(walked.X, X))):
+            return self.leaves(X)
+        other = walked.forest
+        same = (np.array([a == b for a, b in zip(self.tree_sids, other.tree_sids)], dtype=bool)
+                & (np.diff(self.offsets) == np.diff(other.offsets)))
+        if other is self or same.all():
+            shift = (self.roots - other.roots).astype(walked.leaves.dtype)
+            return walked.leaves + shift if shift.any() else walked.leaves
+        leaves = np.empty((len(X), self.num_trees), dtype=walked.leaves.dtype)
+        leaves[:, same] = walked.leaves[:, same] + (self.roots[same] - other.roots[same])
+        leaves[:, ~same] = self.leaves(X, np.flatnonzero(~same))
+        return leaves
+
     def predict_proba(self, X: np.ndarray, leaves: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities as Spark computes them: the mean of each tree's normalised leaf counts."""
         if self.task != "classification":
             raise ValueError("predict_proba is for classification forests")
         counts = self.stats[self.leaves(X) if leaves is None else leaves]  # rows × trees × classes
-        totals = counts.sum(axis=2, keepdims=True)
-        votes = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0).sum(axis=1)
+        # sums over the short class axis as products (a tenth of the time of .sum(axis=2)), and Σ over
+        # trees of the normalised counts in one pass, without a second rows × trees × classes array
+        totals = counts @ np.ones(counts.shape[2])
+        share = np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0)
+        votes = np.einsum("rtk,rt->rk", counts, share)
         norm = votes.sum(axis=1, keepdims=True)
         return np.divide(votes, norm, out=np.zeros_like(votes), where=norm > 0)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from headwater.apps.forest.arrays import Walk
 from headwater.apps.forest.decay import Decay, fold_rows
 from headwater.apps.forest.model import ForestModel
 from headwater.apps.forest.replacement import ReplacementSettings, TreeReplacement
@@ -38,6 +39,15 @@ log = logging.getLogger(__name__)
 
 DRIFT_DIRECTORY = "drift"
 NO_DECAY = Decay()
+
+
+class _LatestWalk:
+    """The latest walk of any learner in this process, one reference (threads read it whole)."""
+
+    walk: Walk | None = None
+
+
+_latest = _LatestWalk()
 
 
 class ForestLearner:
@@ -79,9 +89,10 @@ class ForestLearner:
         swapped = {} if self.replacement is None else self.replacement.step(forest, leaves, X, y, row_times, now)
         old_sids = {t: forest.tree_sids[t] for t in swapped}
         if swapped:
+            walked = Walk(forest, X, leaves)
             forest = forest.with_trees(swapped)
             keep = np.setdiff1d(np.arange(forest.num_trees), list(swapped))
-            leaves = forest.leaves(X)[:, keep]
+            leaves = forest.leaves_sharing(X, walked)[:, keep]
         weights = self.decay.weights(now, row_times)
         touched = fold_rows(forest, leaves, y, weights, now, self.decay)
         forest.clock = now
@@ -102,12 +113,16 @@ class ForestLearner:
         return loss
 
     def _routed(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(X, y, known, leaves) of the rows the forest can route; reused when these rows were just scored."""
+        """(X, y, known, leaves) of the rows the forest can route; reused when these rows were just scored,
+        and the walk shared with the latest one of any learner in this process (the live model's, when
+        this is the champion alone) for the trees the two forests have in common."""
         scored, self._scored = self._scored, None
         if scored is not None and scored[0] is rows and scored[1] is self.forest:
             return scored[2:]
         X, y, known = self.model.encoding.known_rows(rows)
-        return X, y, known, self.forest.leaves(X)
+        leaves = self.forest.leaves_sharing(X, _latest.walk)
+        _latest.walk = Walk(self.forest, X, leaves)
+        return X, y, known, leaves
 
     def apply_update(self, update: LeafUpdate | TreeUpdate) -> bool:
         """Apply an UP (from the topic); a tree replaced by it forgets its drift history here."""
