@@ -5,7 +5,8 @@ concept flipping to x2 > 0.3 half-way → the speed layer replaces trees and pub
 → serving applies them and holds the speed layer's forest → a snapshot, one more chunk, a stop →
 a new speed layer resumes from the snapshot (its drift detectors, recent rows and young trees) and
 re-folds the chunk after it into exactly the forest the first layer published, then learns on as an
-uninterrupted offline run of the same rule on the same micro-batches does.
+uninterrupted offline run of the same rule on the same micro-batches does; the live evaluation
+(speed layer and serving's ``/metrics``) counts every event once, live model beside the champion alone.
 """
 from __future__ import annotations
 
@@ -117,6 +118,14 @@ def test_replaced_trees_reach_serving_and_survive_a_speed_layer_restart(broker_c
             after_restart = second.state.live.learner.copy()
         same_forest(serving_caught_up(), after_restart.model)
         assert manager.model.updates_ignored == 0
+        # the prequential proof, each event once across the restart: the speed layer's totals (MLflow)
+        # and serving's /metrics, live model beside the champion alone
+        figures = second.evaluation.figures()
+        assert second.evaluation.events == ROWS - HISTORY
+        assert manager.metrics.prequential_figures() == figures
+        assert figures["live"]["accuracy"] > figures["champion"]["accuracy"] + 0.1, figures
+        assert 'headwater_prequential{model="live",figure="accuracy"}' in \
+            app.test_client().get("/metrics").get_data(as_text=True)
     finally:
         second.stop()
         manager.stop()
