@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from batch_layer.recency import weight_column
 from headwater.api import BatchApp, SplitData
 from headwater.apps.kmeans.clusters import KMeansClusters, clustering_features
 from headwater.apps.kmeans.quality import ClusterStatistics, davies_bouldin, silhouette
@@ -56,8 +57,8 @@ class KMeansUpdate(BatchApp):
         return {"k": self.config.get("headwater.kmeans.hyperparams.k")}
 
     def feature_rows(self, data):
-        """Only the clustered columns, rows with a missing value dropped."""
-        return data.select(*self.features).dropna()
+        """Only the clustered columns (and the recency weight, if any), rows with a missing value dropped."""
+        return data.select(*self.features, *filter(None, [weight_column(data)])).dropna()
 
     def split(self, data):
         fraction = self.config.get("headwater.ml.eval.test-fraction")
@@ -75,8 +76,11 @@ class KMeansUpdate(BatchApp):
         from pyspark.ml.feature import VectorAssembler
 
         vectors = VectorAssembler(inputCols=self.features, outputCol=VECTOR_COLUMN).transform(split.train)
-        model = KMeans(k=int(hyperparams["k"]), maxIter=self.iterations, initMode=self.initialization,
-                       seed=self.seed, featuresCol=VECTOR_COLUMN).fit(vectors)
+        estimator = KMeans(k=int(hyperparams["k"]), maxIter=self.iterations, initMode=self.initialization,
+                           seed=self.seed, featuresCol=VECTOR_COLUMN)
+        if weight_column(split.train):
+            estimator.setWeightCol(weight_column(split.train))
+        model = estimator.fit(vectors)
         centers = np.array(model.clusterCenters(), dtype=np.float64)
         return KMeansClusters(self.features, centers, model.summary.clusterSizes)
 

@@ -107,7 +107,10 @@ class MLUpdate:
         self.publish = publish
         self.state_class = config.app.resolve("state")
 
-    def run(self, data, delta_version: int | None, input_offsets: dict[int, int] | None = None) -> UpdateResult:
+    def run(self, data, delta_version: int | None, input_offsets: dict[int, int] | None = None,
+            data_window: dict[str, Any] | None = None) -> UpdateResult:
+        """``data_window``: which recent part of the version was used (:mod:`batch_layer.recency`), logged
+        with the run and on the registered version."""
         import mlflow
 
         from batch_layer.hyperparams import choose_combinations
@@ -128,8 +131,11 @@ class MLUpdate:
                 mlflow.log_params({"delta_version": delta_version, "search": ev["search"], "seed": ev["seed"],
                                    "test_fraction": ev["test-fraction"], "candidates": len(combos)})
                 mlflow.log_metrics({k: float(v) for k, v in counts.items()})
+                if data_window:
+                    mlflow.log_params(data_window)
                 candidates = self._build_candidates(combos, split, experiment, run_id)
                 lineage = {registry.TAG_INPUT_OFFSETS: registry.offsets_tag(input_offsets)} if input_offsets else {}
+                lineage.update({k: str(v) for k, v in (data_window or {}).items()})
                 result = self._decide(candidates, split, delta_version, {**counts, **lineage}, run_id)
         finally:
             for frame in (test, train, data):

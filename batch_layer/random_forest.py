@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from batch_layer.recency import weight_column
 from headwater.api import BatchApp, SplitData
 from headwater.apps.forest.encoding import CategoricalEncoding
 from headwater.apps.forest.model import ForestModel
@@ -78,7 +79,7 @@ class RandomForestUpdate(BatchApp):
     def split(self, data):
         from pyspark.sql import functions as F
 
-        columns = [*self.schema.predictors, self.schema.target]
+        columns = [*self.schema.predictors, self.schema.target, *filter(None, [weight_column(data)])]
         data = data.select(*columns).where(F.col(self.schema.target).isNotNull())
         fraction = self.config.get("headwater.ml.eval.test-fraction")
         train, test = data.randomSplit([1.0 - fraction, fraction], seed=self.config.get("headwater.ml.eval.seed"))
@@ -102,7 +103,10 @@ class RandomForestUpdate(BatchApp):
             maxBins=max(int(hyperparams["maxBins"]), largest_category), impurity=str(hyperparams["impurity"]),
             minInstancesPerNode=int(hyperparams["minInstancesPerNode"]),
             minInfoGain=float(hyperparams["minInfoGain"]))
-        fitted = forest.fit(spark_training_frame(split.train, split.encoding))
+        weight = weight_column(split.train)
+        if weight:
+            forest.setWeightCol(weight)
+        fitted = forest.fit(spark_training_frame(split.train, split.encoding, weight))
         with tempfile.TemporaryDirectory(prefix="headwater-forest-") as directory:
             return ForestModel(ForestArrays.from_spark_model(fitted, directory), split.encoding)
 
@@ -148,8 +152,9 @@ def fit_encoding(data, schema: InputSchema) -> CategoricalEncoding:
                                target=schema.target)
 
 
-def spark_training_frame(rows, encoding: CategoricalEncoding):
-    """``features`` (vector, categorical predictors marked nominal) and ``label`` (class index or value)."""
+def spark_training_frame(rows, encoding: CategoricalEncoding, weight: str | None = None):
+    """``features`` (vector, categorical predictors marked nominal) and ``label`` (class index or value),
+    plus the ``weight`` column when given."""
     from pyspark.ml.feature import VectorAssembler
     from pyspark.sql import functions as F
 
@@ -159,7 +164,8 @@ def spark_training_frame(rows, encoding: CategoricalEncoding):
         values = F.array(*[F.lit(v) for v in encoding.categories[name]])
         return (F.array_position(values, F.col(name)) - 1).cast("double").alias(name)
 
-    frame = rows.select(*[encoded(n) for n in encoding.predictors], encoded(encoding.target_name).alias(LABEL))
+    kept = [weight] if weight else []
+    frame = rows.select(*[encoded(n) for n in encoding.predictors], encoded(encoding.target_name).alias(LABEL), *kept)
     frame = VectorAssembler(inputCols=encoding.predictors, outputCol=FEATURES).transform(frame)
     attributes: dict[str, list] = {"numeric": [], "nominal": []}
     for index, name in enumerate(encoding.predictors):
@@ -171,7 +177,7 @@ def spark_training_frame(rows, encoding: CategoricalEncoding):
                                                       "num_attrs": len(encoding.predictors)}})
     if encoding.classes is not None:
         frame = frame.withMetadata(LABEL, {"ml_attr": {"type": "nominal", "name": LABEL, "vals": encoding.classes}})
-    return frame.select(FEATURES, LABEL)
+    return frame.select(FEATURES, LABEL, *kept)
 
 
 def evaluate_forest(model: ForestModel, test) -> dict[str, float]:

@@ -63,8 +63,12 @@ def run_batch_once(config: Config, publish: Callable[[ModelNotice], None] | None
     if data.isEmpty():
         log.info("events table version %s is empty: nothing to train on", version)
         return None
+    from batch_layer.recency import recent_events
+
     publish = publish or (lambda notice: publish_model_notice(config, notice))
-    return MLUpdate(config.app.resolve("batch")(config), config, publish).run(data, version, input_offsets(data))
+    offsets = input_offsets(data)   # of every event: the speed layer starts after all of them
+    data, window = recent_events(config, data)
+    return MLUpdate(config.app.resolve("batch")(config), config, publish).run(data, version, offsets, window)
 
 
 def input_offsets(events) -> dict[int, int]:

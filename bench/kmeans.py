@@ -4,8 +4,9 @@ Serving: ``waitress`` (8 threads) in a subprocess with a synthetic model handed 
 directly (no registry, no Kafka), so the measurement is the serving path alone: single-point
 ``GET /assign/<datum>`` latency p50/p99 from one client, and ``POST /assign`` throughput in points/s
 for bodies of 10,000 lines. Speed: what the speed layer's ``foreachBatch`` does without Spark per
-micro-batch of 50,000 lines: parse (the schema's CSV format), ``learn_many`` (assign + move centres)
-and encode the UP messages. Prints one JSON object.
+micro-batch of 50,000 lines: parse (the schema's CSV format), score with the live model and the
+champion alone (distance to the nearest centre), ``learn_many`` (move centres; the assignment of
+the scoring is reused) and encode the UP messages. Prints one JSON object.
 
     python bench/kmeans.py [--seconds 10]
 """
@@ -82,25 +83,42 @@ def bench_batch(port: int, lines: list[str], seconds: float) -> dict:
 
 
 def bench_speed(rng, batches: int = 4) -> dict:
-    model = KMeansSpeedModel(make_clusters(rng), decay=0.99)
+    """Per micro-batch as the runner does it: parse, score with the live model and the champion alone
+    (prequential distances), learn, encode the UPs; then parse + learn + encode without scoring (this
+    bench's figure before prequential scoring existed), on the same lines."""
+    from speed_layer.model_state import ModelState
+
+    clusters = make_clusters(rng)
     fmt = SchemaCSVFormat(InputSchema(NAMES))
-    parse = learn = encode = 0.0
-    for _ in range(batches):
-        lines = make_lines(SPEED_BATCH, rng)
-        t0 = time.perf_counter()
-        table = fmt.parse(lines).table
-        t1 = time.perf_counter()
-        payloads = model.learn_many(table)
-        t2 = time.perf_counter()
-        for payload in payloads:
-            encode_up(payload)
-        t3 = time.perf_counter()
-        parse, learn, encode = parse + t1 - t0, learn + t2 - t1, encode + t3 - t2
-    points = batches * SPEED_BATCH
-    return {"batch_lines": SPEED_BATCH, "batches": batches,
-            "points_per_sec": round(points / (parse + learn + encode)),
-            "learn_only_points_per_sec": round(points / learn),
-            "share_parse": round(parse / (parse + learn + encode), 3)}
+    data = [make_lines(SPEED_BATCH, rng) for _ in range(batches)]
+    fmt.parse(data[0])  # warm-up: the first Arrow CSV read of a process is slower
+    result = {"batch_lines": SPEED_BATCH, "batches": batches}
+    for scored in (True, False):
+        # the defaults: half-life 1,000 points, dying-cluster split at a 1 % share
+        live, alone = (KMeansSpeedModel(clusters.copy(), decay=0.5 ** (1 / 1000), time_unit="points",
+                                        dying_share=0.01) for _ in range(2))
+        state = ModelState()
+        state.install(live, alone if scored else None, base_version=1, covered={})
+        parse = learn = encode = 0.0
+        for lines in data:
+            t0 = time.perf_counter()
+            table = fmt.parse(lines).table
+            t1 = time.perf_counter()
+            if scored:
+                state.score(table)
+            payloads = state.learn(table, {})
+            t2 = time.perf_counter()
+            for payload in payloads:
+                encode_up(payload)
+            t3 = time.perf_counter()
+            parse, learn, encode = parse + t1 - t0, learn + t2 - t1, encode + t3 - t2
+        rate = round(batches * SPEED_BATCH / (parse + learn + encode))
+        if scored:
+            result.update({"points_per_sec": rate, "share_parse": round(parse / (parse + learn + encode), 3),
+                           "score_and_learn_points_per_sec": round(batches * SPEED_BATCH / learn)})
+        else:
+            result["unscored_points_per_sec"] = rate
+    return result
 
 
 def main() -> None:

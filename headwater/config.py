@@ -66,6 +66,8 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.stack.start-timeout-sec": Interval(float, 0, closed_low=False),
     "headwater.ingest.trigger-interval-sec": Interval(float, 0),
     "headwater.batch.generation-interval-sec": Interval(float, 0, closed_low=False),
+    "headwater.batch.window": Optional(Interval(int, 1)),
+    "headwater.batch.half-life": Optional(Interval(float, 0, closed_low=False)),
     "headwater.speed.trigger-interval-sec": Interval(float, 0),
     "headwater.speed.snapshot-interval-sec": Interval(float, 0, closed_low=False),
     "headwater.serving.host": STRING,

@@ -15,7 +15,8 @@ speed layer's UP messages come back on ``<id>.update``.
 >>> served = RandomForestServingModel(ForestModel(forest, CategoricalEncoding(["x"], {}, "y")), version=4)
 >>> served.model.predict(pa.table({"x": [1.0]}))
 [5.0]
->>> served.apply_update(["L", forest.structure_id, [0], [[3, 18, 114]]]); served.model.predict(pa.table({"x": [1.0]}))
+>>> served.apply_update(["L", forest.structure_id, 1.0, [[0, forest.tree_sids[0], [0], [[3, 18, 114]]]]])
+>>> served.model.predict(pa.table({"x": [1.0]}))
 [6.0]
 """
 from __future__ import annotations
@@ -34,13 +35,14 @@ bp = Blueprint("random_forest", __name__)
 
 
 class RandomForestServingModel:
-    """The served :class:`~headwater.apps.forest.model.ForestModel`; UP payloads overwrite leaf statistics in place
-    (a request reading a leaf while it is written sees the old or the new counts of that one leaf)."""
+    """The served :class:`~headwater.apps.forest.model.ForestModel`; leaf UPs overwrite leaf statistics in place
+    (a request reading a leaf while it is written sees the old or the new counts of that one leaf), a tree
+    UP swaps in a whole new forest in one assignment (a request sees the old trees or the new ones)."""
 
     def __init__(self, model: ForestModel, version: int | None = None):
         self.model = model
         self.version = version
-        self.updates_ignored = 0  # UPs built on another forest (a previous champion)
+        self.updates_ignored = 0  # UPs built on another forest (a previous champion) or a replaced tree
 
     @classmethod
     def from_registered(cls, registered, config=None) -> RandomForestServingModel:

@@ -7,6 +7,7 @@ import pytest
 from batch_layer.random_forest import fit_encoding, spark_training_frame
 from headwater.apps.forest import updates
 from headwater.apps.forest.arrays import ForestArrays
+from headwater.apps.forest.decay import Decay, fold_rows
 from headwater.apps.forest.updates import LEAVES_PER_MESSAGE
 from headwater.config import load_config
 from headwater.input_format import InputSchema
@@ -72,8 +73,7 @@ def test_leaf_updates_equal_a_direct_computation(fitted, app):
     _, forest, X, y, _ = fitted(app)
     rows, labels = X[:120], y[:120]
     expected = direct_leaf_update(forest, rows, labels)
-    nodes, increments = forest.leaf_deltas(rows, labels)
-    forest.stats[nodes] += increments
+    nodes = fold_rows(forest, forest.leaves(rows), labels, np.ones(len(labels)), 1.0, Decay())
     np.testing.assert_allclose(forest.stats, expected)
     assert (forest.feature[nodes] < 0).all()
 
@@ -81,9 +81,9 @@ def test_leaf_updates_equal_a_direct_computation(fitted, app):
 def test_leaf_update_payloads_are_idempotent_and_tied_to_the_forest(fitted, tmp_path):
     _, forest, X, y, _ = fitted("rdf-regression")
     follower = forest.copy()
-    nodes, increments = forest.leaf_deltas(X[:50], y[:50])
-    forest.stats[nodes] += increments
-    changes = updates.chunked(forest.structure_id, nodes, forest.stats[nodes])
+    nodes = fold_rows(forest, forest.leaves(X[:50]), y[:50], np.ones(50), 1.0, Decay())
+    forest.clock = 1.0
+    changes = forest.leaf_update(nodes)
     for change in changes + changes:  # applied twice, as a replayed topic would
         assert follower.apply_leaf_update(change)
     np.testing.assert_array_equal(follower.stats, forest.stats)
@@ -92,17 +92,16 @@ def test_leaf_update_payloads_are_idempotent_and_tied_to_the_forest(fitted, tmp_
         "id": 0, "feature": -1, "threshold": 0.0, "categories": None, "left": -1, "right": -1, "stats": [1, 1, 1]}]])
     assert not other.apply_leaf_update(changes[0]), "an update built on another forest must be ignored"
     with pytest.raises(ValueError, match="not a leaf"):
-        follower.apply_leaf_update(updates.decode(["L", follower.structure_id, [int(follower.roots[0])],
-                                                   [[1.0, 1.0, 1.0]]]))
+        follower.apply_leaf_update(updates.decode(["L", follower.structure_id, 2.0,
+                                                   [[0, follower.tree_sids[0], [0], [[1.0, 1.0, 1.0]]]]]))
 
 
 def test_payloads_are_split_into_bounded_messages():
     leaves = [{"id": i, "feature": -1, "threshold": 0.0, "categories": None, "left": -1, "right": -1, "stats": [1, 0]}
               for i in range(LEAVES_PER_MESSAGE + 5)]
     forest = ForestArrays.from_nodes("classification", 1, [[leaf] for leaf in leaves])
-    nodes = np.arange(len(leaves))
-    changes = updates.chunked(forest.structure_id, nodes, forest.stats[nodes])
-    assert [len(updates.encode(c)[2]) for c in changes] == [LEAVES_PER_MESSAGE, 5]
+    changes = forest.leaf_update(np.arange(len(leaves)))
+    assert [sum(len(group[2]) for group in updates.encode(c)[3]) for c in changes] == [LEAVES_PER_MESSAGE, 5]
 
 
 def test_category_beyond_every_left_set_goes_right():

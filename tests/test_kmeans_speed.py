@@ -77,7 +77,8 @@ def test_only_moved_centres_are_published_without_decay():
 
 
 def test_decay_settings_prefer_half_life(make_config):
-    assert decay_settings(make_config(app="kmeans", **{"kmeans.decay-factor": 0.7})) == (0.7, "batches")
+    assert decay_settings(make_config(app="kmeans", **{"kmeans.decay-factor": 0.7, "kmeans.half-life": None,
+                                                       "kmeans.time-unit": "batches"})) == (0.7, "batches")
     decay, unit = decay_settings(make_config(app="kmeans", **{"kmeans.half-life": 10.0, "kmeans.time-unit": "points"}))
     assert unit == "points" and math.isclose(decay ** 10, 0.5)
 
@@ -89,7 +90,8 @@ def test_snapshot_artifacts_round_trip(make_config, tmp_path):
     model.learn_many(FORMAT.parse(lines_of(np.full((3, 3), 4.0))).table)
     assert not np.array_equal(copy.clusters.centers, model.clusters.centers)  # the copy is independent
     copy.save(tmp_path)
-    config = make_config(app="kmeans", **{"kmeans.decay-factor": 0.5, "kmeans.time-unit": "points"})
+    config = make_config(app="kmeans", **{"kmeans.decay-factor": 0.5, "kmeans.half-life": None,
+                                          "kmeans.time-unit": "points"})
     loaded = KMeansSpeedModel.from_registered(RegisteredModel("m", 3, tmp_path), config)
     np.testing.assert_array_equal(loaded.clusters.centers, copy.clusters.centers)
     np.testing.assert_array_equal(loaded.clusters.counts, copy.clusters.counts)
@@ -103,3 +105,29 @@ def test_bad_payloads_raise_value_error():
                     ["C", 0, [1.0, float("inf"), 3.0], 1.0], ["C", True, [1.0, 2.0, 3.0], 1.0], "C"):
         with pytest.raises(ValueError):
             model.apply_update(payload)
+
+
+def test_a_dying_cluster_is_reseated_by_splitting_the_heaviest_and_serving_follows(tmp_path):
+    model = KMeansSpeedModel(start_clusters(), decay=0.5, time_unit="batches", dying_share=0.01)
+    serving = KMeansServingModel(start_clusters())
+    lightest = int(np.argmin(model.clusters.counts))
+    heaviest_before = model.clusters.centers.copy()
+    near_the_others = np.delete(heaviest_before, lightest, axis=0)
+    batches = [FORMAT.parse(lines_of(np.repeat(near_the_others, 20, axis=0))).table for _ in range(12)]
+    for n, batch in enumerate(batches):  # the points keep away from the lightest centre: its weight halves
+        if n == 3:
+            model.copy().save(tmp_path / "snapshot")
+        for payload in model.learn_many(batch):
+            serving.apply_update(payload)
+    counts = model.clusters.counts
+    assert counts.min() >= 0.01 * counts.max(), "the dying centre was not re-seated"
+    assert not np.allclose(model.clusters.centers[lightest], heaviest_before[lightest])
+    np.testing.assert_array_equal(serving.clusters.centers, model.clusters.centers)
+    np.testing.assert_array_equal(serving.clusters.counts, model.clusters.counts)
+    # a speed layer restarted from a snapshot taken before the split re-folds the later batches into
+    # exactly the centres it published the first time
+    restarted = KMeansSpeedModel(KMeansClusters.load(tmp_path / "snapshot"), 0.5, "batches", 0.01)
+    for batch in batches[3:]:
+        restarted.learn_many(batch)
+    np.testing.assert_array_equal(restarted.clusters.centers, model.clusters.centers)
+    np.testing.assert_array_equal(restarted.clusters.counts, model.clusters.counts)

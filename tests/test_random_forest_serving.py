@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from headwater.apps.forest import updates
 from headwater.apps.forest.example import CLASSES, random_forest_model, small_lines, small_schema
 from headwater.input_format import InputSchema, SchemaCSVFormat
 from serving_layer.app import create_app
@@ -119,8 +120,13 @@ def test_updates_change_predictions_and_stale_ones_are_ignored(serve_model):
     forest = manager.model.model.forest
     X = manager.model.model.encoding.features(UNLABELLED.parse([line]).table)
     leaves = forest.leaves(X)[0]
-    manager.apply_payloads([["L", forest.structure_id, leaves.tolist(), [[1.0, 1000.0, 1e6]] * len(leaves)]])
+    changed = forest.copy()
+    changed.stats[leaves] = [1.0, 1000.0, 1e6]
+    changed.clock = 1.0
+    payloads = [updates.encode(u) for u in changed.leaf_update(leaves)]
+    manager.apply_payloads(payloads)
     assert float(client.get(f"/predict/{line}").text) == pytest.approx(1000.0)
-    manager.apply_payloads([["L", "00000000", leaves.tolist(), [[1.0, 5.0, 25.0]] * len(leaves)]])
+    stale = [[p[0], "00000000", *p[2:]] for p in payloads]
+    manager.apply_payloads(stale)
     assert float(client.get(f"/predict/{line}").text) == pytest.approx(1000.0) != before
     assert manager.model.updates_ignored == 1

@@ -5,12 +5,18 @@ import numpy as np
 import pytest
 
 from headwater.apps.forest.example import PREDICTORS, random_forest_model, small_lines, small_schema
+from headwater.apps.forest.learning import ForestLearner
 from headwater.input_format import InputSchema, SchemaCSVFormat
 from headwater.messages import decode_update, encode_up
 from headwater.registry import RegisteredModel
 from serving_layer.random_forest import RandomForestServingModel
 from speed_layer.random_forest import RandomForestSpeedModel
 from tests.forest_helpers import direct_leaf_update
+
+
+def speed_model(model) -> RandomForestSpeedModel:
+    """The speed rule without forgetting or replacement: leaf counts a direct computation can check."""
+    return RandomForestSpeedModel(ForestLearner(model))
 
 
 def parser(task: str) -> SchemaCSVFormat:
@@ -21,7 +27,7 @@ def parser(task: str) -> SchemaCSVFormat:
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_micro_batches_update_leaves_as_a_direct_computation(task):
-    speed = RandomForestSpeedModel(random_forest_model(task))
+    speed = speed_model(random_forest_model(task))
     expected = speed.model.forest.stats.copy()
     for batch in range(3):
         table = parser(task).parse(small_lines(task, 40, seed=batch)).table
@@ -31,13 +37,15 @@ def test_micro_batches_update_leaves_as_a_direct_computation(task):
         expected = direct_leaf_update(forest_before, X, y)
         payloads = speed.learn_many(table)
         np.testing.assert_allclose(speed.model.forest.stats, expected)
-        changed = sorted(node for payload in payloads for node in payload[2])
+        forest = speed.model.forest
+        changed = sorted(forest.offsets[tree] + node for payload in payloads for tree, _, nodes, _ in payload[3]
+                         for node in nodes)
         assert changed == sorted(np.flatnonzero((expected != forest_before.stats).any(axis=1)).tolist())
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_payloads_reproduce_the_speed_model_in_serving_even_when_applied_twice(task):
-    speed = RandomForestSpeedModel(random_forest_model(task, seed=4))
+    speed = speed_model(random_forest_model(task, seed=4))
     serving = RandomForestServingModel(random_forest_model(task, seed=4), version=1)
     for batch in range(3):
         payloads = speed.learn_many(parser(task).parse(small_lines(task, 30, seed=10 + batch)).table)
@@ -49,7 +57,7 @@ def test_payloads_reproduce_the_speed_model_in_serving_even_when_applied_twice(t
 
 
 def test_streamed_examples_change_predictions():
-    speed = RandomForestSpeedModel(random_forest_model("classification", seed=2))
+    speed = speed_model(random_forest_model("classification", seed=2))
     line = small_lines("classification", 1, seed=3)[0]
     row = parser("classification").parse([line]).table
     before = speed.model.predict(row)[0]
@@ -59,7 +67,7 @@ def test_streamed_examples_change_predictions():
 
 
 def test_rows_with_unknown_categories_or_classes_are_skipped():
-    speed = RandomForestSpeedModel(random_forest_model("classification"))
+    speed = speed_model(random_forest_model("classification"))
     before = speed.model.forest.stats.copy()
     lines = ["a,0.1,0.2,0.3,purple,yes", "b,0.1,0.2,0.3,red,maybe"]
     assert speed.learn_many(parser("classification").parse(lines).table) == []
@@ -68,8 +76,8 @@ def test_rows_with_unknown_categories_or_classes_are_skipped():
 
 
 def test_payloads_from_another_forest_are_ignored():
-    speed = RandomForestSpeedModel(random_forest_model("regression", seed=1))
-    other = RandomForestSpeedModel(random_forest_model("regression", seed=2))
+    speed = speed_model(random_forest_model("regression", seed=1))
+    other = speed_model(random_forest_model("regression", seed=2))
     payloads = other.learn_many(parser("regression").parse(small_lines("regression", 20)).table)
     before = speed.model.forest.stats.copy()
     for payload in payloads:
@@ -78,7 +86,7 @@ def test_payloads_from_another_forest_are_ignored():
 
 
 def test_snapshot_artifacts_round_trip(make_config, tmp_path):
-    speed = RandomForestSpeedModel(random_forest_model("regression"))
+    speed = speed_model(random_forest_model("regression"))
     speed.learn_many(parser("regression").parse(small_lines("regression", 20)).table)
     copy = speed.copy()
     speed.learn_many(parser("regression").parse(small_lines("regression", 20, seed=7)).table)
@@ -90,3 +98,12 @@ def test_snapshot_artifacts_round_trip(make_config, tmp_path):
     assert loaded.model.encoding.predictors == PREDICTORS
     assert loaded.model.forest.structure_id == speed.model.forest.structure_id
     assert RandomForestServingModel.from_registered(RegisteredModel("m", 3, tmp_path)).version == 3
+
+
+def test_event_time_decay_needs_the_time_feature(make_config, tmp_path):
+    from headwater.constraints import ConfigError
+
+    random_forest_model("regression").save(tmp_path)
+    config = make_config(app="rdf-regression", **small_schema("regression"), **{"rdf.time-unit": "event-time"})
+    with pytest.raises(ConfigError, match="headwater.rdf.time-feature"):
+        RandomForestSpeedModel.from_registered(RegisteredModel("m", 1, tmp_path), config)

@@ -36,7 +36,9 @@ IRIS = {"input-schema.feature-names": ["sepal_length", "sepal_width", "petal_len
         "kmeans.hyperparams.k": [2, 3], "ml.eval.candidates": 2, "ml.eval.search": "grid",
         "ml.eval.test-fraction": 0.2, "kmeans.evaluation-strategy": "davies-bouldin",
         "speed.trigger-interval-sec": 0.5, "speed.snapshot-interval-sec": 2,
-        "kafka.input-partitions": 2, "kafka.poll-timeout-ms": 200}
+        "kafka.input-partitions": 2, "kafka.poll-timeout-ms": 200,
+        # no forgetting, so the moved centre can be checked by arithmetic (decay: tests/test_kmeans_speed.py)
+        "kmeans.half-life": None, "kmeans.dying-cluster-share": None}
 
 
 def answer(client, path: str) -> float:

@@ -26,7 +26,10 @@ def test_streamed_examples_change_predictions_without_a_batch_run(broker_config,
     config = demo_config(broker_config, "rdf-classification", **{
         "rdf.num-trees": [10], "rdf.hyperparams.max-depth": [4], "rdf.hyperparams.impurity": ["gini"],
         "ml.eval.candidates": 1, "speed.trigger-interval-sec": 0.5, "speed.snapshot-interval-sec": 2,
-        "kafka.input-partitions": 2, "kafka.poll-timeout-ms": 200})
+        "kafka.input-partitions": 2, "kafka.poll-timeout-ms": 200,
+        # plain counting, so the snapshot's statistics can be checked by arithmetic (forgetting and tree
+        # replacement: tests/test_forest_learning.py)
+        "rdf.half-life": None, "rdf.drift.detector": "none"})
     lines = history_lines("rdf-classification")
     with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
         producer.send_lines(config.input_topic, lines)

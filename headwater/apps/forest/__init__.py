@@ -9,9 +9,22 @@ The two apps differ only in the target's kind (categorical or numeric) and the i
 from dataclasses import replace
 
 from headwater.api import App
-from headwater.constraints import Interval, ListOf, Optional, Options
+from headwater.constraints import BOOL, Interval, ListOf, OfType, Optional, Options
 
 _CONSTRAINTS = {
+    "headwater.rdf.decay-factor": Interval(float, 0, 1, closed_low=False),
+    "headwater.rdf.half-life": Optional(Interval(float, 0, closed_low=False)),
+    "headwater.rdf.time-unit": Options(("batches", "points", "event-time")),
+    "headwater.rdf.drift.detector": Options(("window", "none")),
+    "headwater.rdf.drift.warning-delta": Interval(float, 0, 1, closed_low=False),
+    "headwater.rdf.drift.drift-delta": Interval(float, 0, 1, closed_low=False),
+    "headwater.rdf.drift.min-effect": Interval(float, 0),
+    "headwater.rdf.drift.window-rows": Interval(int, 10),
+    "headwater.rdf.drift.min-window-rows": Interval(int, 10),
+    "headwater.rdf.drift.tree-depth": Interval(int, 1, 30),
+    "headwater.rdf.drift.min-node-size": Interval(int, 1),
+    "headwater.rdf.drift.regrow": BOOL,
+    "headwater.rdf.time-feature": Optional(OfType((str,), "a feature name")),
     "headwater.rdf.num-trees": ListOf(Interval(int, 1)),
     "headwater.rdf.hyperparams.max-depth": ListOf(Interval(int, 1, 30)),
     "headwater.rdf.hyperparams.max-split-candidates": ListOf(Interval(int, 2)),

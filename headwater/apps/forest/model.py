@@ -1,8 +1,9 @@
 """A random decision forest with its categorical encoding: what every layer loads, learns into and predicts with.
 
 The batch layer saves one (:meth:`ForestModel.save`: the forest and its encoding); the speed layer
-folds labelled rows into its leaf statistics and publishes the changed leaves; the serving layer and
-the MLflow pyfunc model load it (:meth:`ForestModel.load`), predict with it and apply those updates.
+folds labelled rows into its leaf statistics (:mod:`.learning`) and publishes the changed leaves and
+replaced trees; the serving layer and the MLflow pyfunc model load it (:meth:`ForestModel.load`),
+predict with it and apply those updates.
 Rows are pyarrow tables with one column per predictor (numeric float64, categorical string), as
 :class:`~headwater.input_format.SchemaCSVFormat` parses them.
 
@@ -15,13 +16,13 @@ Rows are pyarrow tables with one column per predictor (numeric float64, categori
 >>> model = ForestModel(forest, CategoricalEncoding(["x"], {"y": ["no", "yes"]}, target="y"))
 >>> model.predict(pa.table({"x": [0.0, 1.0]}))
 ['no', 'yes']
->>> changes = model.learn(pa.table({"x": [1.0] * 4, "y": ["no"] * 4}))
+>>> model.apply_update(updates.decode(["L", forest.structure_id, 1.0, [[0, forest.tree_sids[0], [2], [[4, 3]]]]]))
+True
 >>> model.predict(pa.table({"x": [1.0]})), model.probabilities(pa.table({"x": [1.0]})).tolist()
 (['no'], [[0.5714285714285714, 0.42857142857142855]])
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,6 @@ import pyarrow as pa
 from headwater.apps.forest import updates
 from headwater.apps.forest.arrays import ForestArrays
 from headwater.apps.forest.encoding import CategoricalEncoding
-
-log = logging.getLogger(__name__)
 
 # the two parts of a saved model, each a subdirectory
 FOREST_DIRECTORY, ENCODING_DIRECTORY = "forest", "encoding"
@@ -92,28 +91,25 @@ class ForestModel:
         """(rows × classes) probabilities, in the order of :attr:`classes`."""
         return self.forest.predict_proba(self.encoding.features(rows))
 
-    # --- learning --------------------------------------------------------------------------------
-    def learn(self, rows: pa.Table) -> list[updates.LeafUpdate]:
-        """Add labelled rows to their leaves; the new statistics of the changed leaves.
+    # --- updates ---------------------------------------------------------------------------------
+    def apply_update(self, update: updates.LeafUpdate | updates.TreeUpdate) -> bool:
+        """Apply one UP; False when it was built on another forest or on a tree replaced since (ignored).
 
-        Rows with a category or class the encoding does not know cannot reach a leaf and are skipped.
+        A tree UP builds a new forest and rebinds :attr:`forest` in one assignment, so a reader sees
+        the old trees or the new ones, never half of a replacement.
         """
-        X, y, known = self.encoding.known_rows(rows)
-        if not known.all():
-            log.info("skipped %d of %d rows with an unknown category or target", int((~known).sum()), len(known))
-        if not len(y):
-            return []
-        nodes, increments = self.forest.leaf_deltas(X, y)
-        self.forest.stats[nodes] += increments
-        return updates.chunked(self.forest.structure_id, nodes, self.forest.stats[nodes])
-
-    def apply_update(self, update: updates.LeafUpdate) -> bool:
-        """Apply one leaf update; False when it was built on another forest (and so ignored)."""
+        if isinstance(update, updates.TreeUpdate):
+            replaced = self.forest.applied_tree_update(update)
+            if replaced is None:
+                return False
+            self.forest = replaced
+            return True
         return self.forest.apply_leaf_update(update)
 
     def summary(self) -> dict:
         """The forest's shape and leaf statistics as plain values (what the speed and serving layers compare)."""
-        return {"structure_id": self.forest.structure_id, "stats": self.forest.stats.copy()}
+        return {"structure_id": self.forest.structure_id, "tree_sids": list(self.forest.tree_sids),
+                "stats": self.forest.stats.copy(), "asof": self.forest.asof.copy()}
 
     def __repr__(self) -> str:
         f = self.forest

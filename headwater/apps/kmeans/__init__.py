@@ -29,6 +29,7 @@ APP = App(
         "headwater.kmeans.decay-factor": Interval(float, 0, 1),
         "headwater.kmeans.half-life": Optional(Interval(float, 0, closed_low=False)),
         "headwater.kmeans.time-unit": Options(("batches", "points")),
+        "headwater.kmeans.dying-cluster-share": Optional(Interval(float, 0, 1)),
         "headwater.kmeans.hyperparams.k": ListOf(Interval(int, 2)),
     },
 )

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from headwater.apps.kmeans.streaming import nearest_centers, update_centers
+from headwater.apps.kmeans.streaming import nearest_centers, split_dying, update_centers
 from headwater.apps.kmeans.updates import CentreUpdate
 from headwater.constraints import ConfigError
 from headwater.input_format import InputSchema
@@ -93,17 +93,22 @@ class KMeansClusters:
         """(nearest centre index, Euclidean distance to it) of each point."""
         return nearest_centers(self.centers, points)
 
-    def learn(self, points: np.ndarray, decay: float = 1.0, time_unit: str = "batches") -> list[CentreUpdate]:
+    def learn(self, points: np.ndarray, decay: float = 1.0, time_unit: str = "batches",
+              dying_share: float | None = None, assignment: np.ndarray | None = None) -> list[CentreUpdate]:
         """Move centres toward their newly assigned points; the new state of every centre that changed.
 
-        With decay < 1 every centre's weight changes each batch, so every centre gets a payload.
+        With decay < 1 every centre's weight changes each batch, so every centre gets a payload. With
+        ``dying_share``, a centre whose weight fell below that share of the heaviest is re-seated by
+        splitting the heaviest (:func:`~headwater.apps.kmeans.streaming.split_dying`). ``assignment``: the
+        points' nearest centres when already known.
         """
         if len(points) == 0:
             return []
-        assignment = self.assign(points)[0]
-        self.centers, counts = update_centers(self.centers, self.counts, points, decay, time_unit, assignment)
-        changed = np.flatnonzero(counts != self.counts)
-        self.counts = counts
+        assignment = self.assign(points)[0] if assignment is None else assignment
+        centers, counts = update_centers(self.centers, self.counts, points, decay, time_unit, assignment)
+        centers, counts, split = split_dying(centers, counts, dying_share)
+        changed = np.union1d(np.flatnonzero(counts != self.counts), split).astype(int)
+        self.centers, self.counts = centers, counts
         return [CentreUpdate(int(i), self.centers[i].copy(), float(self.counts[i])) for i in changed]
 
     def apply_update(self, update: CentreUpdate) -> None:

@@ -12,6 +12,7 @@ Spark's StreamingKMeans, vectorised over points and centres, with the decay sett
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 
@@ -19,16 +20,20 @@ import numpy as np
 def nearest_centers(centers: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of the nearest centre of each point and the Euclidean distance to it.
 
-    Uses ``|x|² − 2x·c + |c|²`` so the work is one matrix product, not a loop over centres.
+    Uses ``|x|² − 2x·c + |c|²`` so the work is one matrix product, not a loop over centres; ``|x|²``
+    is the same for every centre of a point, so it is added only to the chosen one, and the product
+    is turned into the rest in place (no further points × centres temporaries; 0.06 s instead of
+    0.09–0.12 s for 50,000 points × 100 centres × 50 features).
     """
     points = np.atleast_2d(np.asarray(points, dtype=np.float64))
     centers = np.asarray(centers, dtype=np.float64)
-    sq = (np.einsum("ij,ij->i", points, points)[:, None] - 2.0 * points @ centers.T
-          + np.einsum("ij,ij->i", centers, centers)[None, :])
-    index = np.argmin(sq, axis=1)
+    partial = points @ centers.T
+    partial *= -2.0
+    partial += np.einsum("ij,ij->i", centers, centers)[None, :]
+    index = np.argmin(partial, axis=1)
+    sq = partial[np.arange(len(points)), index] + np.einsum("ij,ij->i", points, points)
     # rounding can make a tiny squared distance negative
-    distance = np.sqrt(np.maximum(sq[np.arange(len(points)), index], 0.0))
-    return index, distance
+    return index, np.sqrt(np.maximum(sq, 0.0))
 
 
 def decay_factor(half_life: float | None) -> float:
@@ -40,8 +45,44 @@ def decay_factor(half_life: float | None) -> float:
     return math.exp(math.log(0.5) / half_life)
 
 
+def split_dying(centers: np.ndarray, counts: np.ndarray, share: float | None
+                ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Spark StreamingKMeans' rule for a dying cluster, with a configurable share (Spark: 1e-8).
+
+    When the lightest centre's weight is below ``share`` × the heaviest's, the heaviest is split in
+    two (± 1e-6 relative noise, half its weight each) and the light one is dropped: (centres, weights,
+    the two changed indices). With decay, Spark's 1e-8 never fires (a dying centre keeps ~1e-3 of the
+    weight while points still trickle in); 0.01 re-seats it where the data now is.
+
+    The noise's direction is drawn from a generator seeded by the split centre itself, so the rule is
+    a function of the model: a restarted speed layer that re-folds the batches after its snapshot
+    splits exactly as the first run did (and published), with no generator state to save.
+
+    >>> split_dying(np.array([[0.0], [10.0]]), np.array([100.0, 0.5]), 0.01)[1:]
+    (array([50., 50.]), [1, 0])
+    """
+    if not share or len(counts) < 2:
+        return centers, counts, []
+    smallest, largest = int(np.argmin(counts)), int(np.argmax(counts))
+    if counts[smallest] >= share * counts[largest]:
+        return centers, counts, []
+    centers, counts = centers.copy(), counts.copy()
+    centre = centers[largest]
+    rng = np.random.default_rng(zlib.crc32(np.ascontiguousarray(centre).tobytes()))
+    noise = rng.standard_normal(centre.shape) * 1e-6 * np.maximum(np.abs(centre), 1.0)
+    centers[largest], centers[smallest] = centre + noise, centre - noise
+    counts[largest] = counts[smallest] = counts[largest] / 2.0
+    return centers, counts, [smallest, largest]
+
+
 def decay_settings(config) -> tuple[float, str]:
-    """(decay per time unit, time unit) from ``headwater.kmeans``: ``half-life`` when set, else ``decay-factor``."""
+    """(decay per time unit, time unit) from ``headwater.kmeans``: ``half-life`` when set, else ``decay-factor``.
+
+    The default, a half-life of 1,000 points, was measured against no forgetting and a full refit every
+    1,000-row chunk (bench/learning_drift.py): as a half-life of one such batch it beat both on drifting
+    blobs and NOAA weather and was neutral on the shuffled (stationary) NOAA stream; points rather than
+    batches, so forgetting follows the data and not how many events a trigger happened to collect.
+    """
     section = config.section("headwater.kmeans")
     half_life = section.get("half-life")
     decay = decay_factor(half_life) if half_life is not None else float(section.get("decay-factor", 1.0))
