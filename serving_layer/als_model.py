@@ -15,22 +15,21 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
 from headwater.apps.als import updates
 from headwater.apps.als.factors import ALSFactors, summarize
 from headwater.apps.als.fold_in import GramianSolver, target_estimates
-from serving_layer.vector_store import FactorTable, ScoreBuffers, top_indices
-
-Rescorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+from serving_layer.item_ranking import ItemRanker, RankingSettings, Rescorer
+from serving_layer.vector_store import FactorTable
 
 
 class ALSServingModel:
     """User and item factor tables plus known items; answers top-N, estimates and fold-ins."""
 
-    def __init__(self, factors: ALSFactors, version: int | None = None):
+    def __init__(self, factors: ALSFactors, version: int | None = None, ranking: RankingSettings | None = None):
         self.version = version
         self.implicit = factors.implicit
         self.regularization = factors.regularization
@@ -42,11 +41,12 @@ class ALSServingModel:
         self._solver: tuple[int, GramianSolver] | None = None
         self._counts: tuple[int, Counter, Counter] | None = None
         self._write_lock = threading.Lock()
-        self._buffers = ScoreBuffers()
+        self.ranker = ItemRanker(self.items, ranking)
 
     @classmethod
     def from_registered(cls, registered, config=None) -> ALSServingModel:
-        return cls(ALSFactors.load(registered.path), version=registered.version)
+        return cls(ALSFactors.load(registered.path), version=registered.version,
+                   ranking=RankingSettings.from_config(config))
 
     @property
     def features(self) -> int:
@@ -88,20 +88,7 @@ class ALSServingModel:
     def top_n(self, query, how_many: int, exclude: np.ndarray | None = None, cosine: bool = False,
               rescorer: Rescorer | None = None) -> list[tuple[str, float]]:
         """The ``how_many`` best items for a query vector by dot product (or cosine), best first."""
-        view = self.items.view
-        with self._buffers.borrow(len(view.ids)) as scores:
-            np.matmul(view.vectors, np.asarray(query, dtype=np.float32), out=scores)
-            if cosine:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    scores /= view.norms
-                scores[~np.isfinite(scores)] = 0.0
-            if exclude is not None and len(exclude):
-                scores[exclude[exclude < len(scores)]] = -np.inf
-            if rescorer is not None:
-                scores = np.asarray(rescorer(view.ids, scores), dtype=np.float64)
-                scores = np.where(np.isnan(scores), -np.inf, scores)
-            top = top_indices(scores, how_many)
-            return list(zip(view.ids[top].tolist(), scores[top].astype(float).tolist()))
+        return self.ranker.top_n(query, how_many, exclude, cosine, rescorer)
 
     def estimate(self, user_vector, item_ids: list[str]) -> list[float]:
         return [0.0 if (v := self.items.vector(i)) is None else float(np.dot(user_vector, v)) for i in item_ids]
