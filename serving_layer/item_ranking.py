@@ -5,8 +5,9 @@ Every top-N request of the ALS endpoints comes here. Exact scoring goes through
 item matrix); once the :mod:`approximate index <serving_layer.ann_index>` of a large table is built
 (in the background, after the model loaded), dot-product queries take its candidates instead and
 re-rank them exactly, so returned scores are always exact scores. Both paths apply the same
-steps after scoring: an additive per-item term (e.g. item biases), known-item exclusion, the
-rescorer (a plain function of ``(ids, scores)``; NaN filters an item out) and the top-N.
+steps to scores: cosine (similarity), an additive per-item term (e.g. item biases), the rescorer
+(a plain function of ``(ids, scores)``, per item: the exact pass calls it block by block; NaN
+filters an item out), known-item exclusion and the top-N.
 
 >>> from serving_layer.vector_store import FactorTable
 >>> table = FactorTable(["a", "b", "c"], np.array([[0.9, 0.0], [0.1, 0.0], [0.5, 0.5]]))
@@ -74,30 +75,49 @@ class ItemRanker:
                 top = self._finish(view, rows, scores, exclude, rescorer, item_terms, how_many)
                 if len(top) == min(how_many, len(view.ids) - excluded):
                     return top
-        with self._groups.scores(view.vectors, query) as scores:
-            if cosine:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    scores /= view.norms
-                scores[~np.isfinite(scores)] = 0.0
-            return self._finish(view, None, scores, exclude, rescorer, item_terms, how_many)
+        rows, scores = self._groups.best(view.vectors, query, how_many + excluded,
+                                         _transform(view, cosine, item_terms, rescorer))
+        if excluded:
+            kept = ~np.isin(rows, exclude)
+            rows, scores = rows[kept], scores[kept]
+        finite = np.isfinite(scores[:how_many])
+        top = rows[:how_many][finite]
+        return list(zip(view.ids[top].tolist(), scores[:how_many][finite].astype(float).tolist()))
 
     @staticmethod
-    def _finish(view: TableView, rows: np.ndarray | None, scores: np.ndarray, exclude, rescorer, item_terms,
+    def _finish(view: TableView, rows: np.ndarray, scores: np.ndarray, exclude, rescorer, item_terms,
                 how_many: int) -> list[tuple[str, float]]:
-        """Terms, exclusions, rescorer and top-N over all rows (``rows`` None) or over candidate rows."""
+        """Terms, exclusions, rescorer and top-N over the approximate index's candidate rows."""
         if item_terms is not None:
-            scores += item_terms[:len(view.ids)] if rows is None else item_terms[rows]
+            scores += item_terms[rows]
         if exclude is not None and len(exclude):
-            if rows is None:
-                scores[exclude[exclude < len(scores)]] = -np.inf
-            else:
-                scores[np.isin(rows, exclude)] = -np.inf
-        ids = view.ids if rows is None else view.ids[rows]
+            scores[np.isin(rows, exclude)] = -np.inf
+        ids = view.ids[rows]
         if rescorer is not None:
             scores = np.asarray(rescorer(ids, scores), dtype=np.float64)
             scores = np.where(np.isnan(scores), -np.inf, scores)
         top = top_indices(scores, how_many)
         return list(zip(ids[top].tolist(), scores[top].astype(float).tolist()))
+
+
+def _transform(view: TableView, cosine: bool, item_terms, rescorer):
+    """What the exact pass applies to each block's scores of this query (None: nothing)."""
+    if not cosine and item_terms is None and rescorer is None:
+        return None
+
+    def transform(low: int, high: int, scores: np.ndarray) -> np.ndarray:
+        if cosine:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scores = scores / view.norms[low:high]
+            scores[~np.isfinite(scores)] = 0.0
+        if item_terms is not None:
+            scores = scores + item_terms[low:high]
+        if rescorer is not None:
+            scores = np.asarray(rescorer(view.ids[low:high], scores), dtype=np.float64)
+            scores = np.where(np.isnan(scores), -np.inf, scores)
+        return scores
+
+    return transform
 
 
 __all__ = ["ItemRanker", "RankingSettings", "Rescorer"]

@@ -1,4 +1,4 @@
-"""Concurrent queries against one item matrix scored together: one matrix product reads the matrix once.
+"""Concurrent top-N queries against one item matrix answered together: one pass over the matrix per group.
 
 Scoring a million items is a memory-bound pass over 200 MB (bench/serving_als.py: 1M × 50 float32);
 each request making its own pass means concurrent requests queue for memory bandwidth, so 4 clients
@@ -9,57 +9,68 @@ anyone joining it help the running group finish instead of waiting idle, and the
 when the running one is done (or, with no running group, after at most ``wait_sec`` while other
 requests are in flight). A lone request never waits.
 
-Blocks of ``matrix @ Qᵀ`` (the tall-skinny product BLAS streams well; ``Q @ matrixᵀ`` with a
-million columns ran 3x slower) are transposed into one contiguous row per query while still in
-cache. A lone query is padded with a zero column: BLAS answers a one-column product with a
-different kernel (gemv) whose float32 rounding differs in the last bit, and with two columns or
-more a query's scores do not depend on its partners or its position, so grouped and single
-scoring return bit-identical scores.
+Each block's scores ``block @ Qᵀ`` stay in a small per-thread buffer: every query's per-item
+``transform`` (cosine, an additive item term, a rescorer: called with the block's rows) is applied
+there and only the block's scores at or above the query's running threshold (its ``keep``-th best so
+far) leave it. No query ever holds a score per item: a full float32 row is 4 MB per request at 1M
+items, and a group's rows would have cost a third of the factor bytes again (RSS budget: 2x).
+
+The one-column product is padded to two: BLAS answers a single column with a different kernel
+(gemv) whose float32 rounding differs in the last bit, and with two columns or more a query's scores
+do not depend on its partners or its position, so grouped and single queries get bit-identical
+answers. Ties rank by row, as a stable sort of all scores would.
 
 >>> groups = ScoreGroups()
->>> matrix = np.array([[1.0, 0.0], [0.0, 2.0]], dtype=np.float32)
->>> with groups.scores(matrix, np.array([3.0, 1.0], dtype=np.float32)) as row:
-...     row.tolist()
-[3.0, 2.0]
+>>> matrix = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], dtype=np.float32)
+>>> rows, scores = groups.best(matrix, np.array([3.0, 1.0], dtype=np.float32), keep=2)
+>>> rows.tolist(), scores.tolist()
+([2, 0], [4.0, 3.0])
 """
 from __future__ import annotations
 
 import itertools
 import threading
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 
-GROWTH = 1.5
-BLOCK_ROWS = 8192  # a block of 1M × 50 float32 is 1.6 MB: it and its scores stay in cache
+# A block's scores (1 MB at 8 queries) stay in cache for the selection; BLAS gets it in slices:
+# 1M × 50 took 8.8 ms in slices of 4096 rows and 29 ms in slices of 32768 (one thread).
+BLOCK_ROWS = 32768
+PRODUCT_ROWS = 4096
+
+# (first row, end row, the block's float32 scores of one query) -> new scores for those rows
+Transform = Callable[[int, int, np.ndarray], np.ndarray]
+
+
+class _Query:
+    __slots__ = ("vector", "keep", "transform")
+
+    def __init__(self, vector: np.ndarray, keep: int, transform: Transform | None):
+        self.vector, self.keep, self.transform = vector, keep, transform
 
 
 class _Group:
-    __slots__ = ("matrix", "queries", "full", "started", "done", "scores", "error", "readers", "buffer",
-                 "columns", "blocks", "next_block", "finished", "progress")
+    __slots__ = ("matrix", "queries", "full", "started", "done", "error", "columns", "blocks", "next_block",
+                 "finished", "progress", "found")
 
     def __init__(self, matrix: np.ndarray):
         self.matrix = matrix
-        self.queries: list[np.ndarray] = []
+        self.queries: list[_Query] = []
         self.full = threading.Event()
         self.started = threading.Event()
         self.done = threading.Event()
-        self.scores: np.ndarray | None = None
         self.error: BaseException | None = None
-        self.readers = 0
-        self.buffer: np.ndarray | None = None
         self.columns: np.ndarray | None = None
         self.blocks = 0
         self.next_block = itertools.count()  # next() is atomic: members claim blocks without a lock
         self.finished = 0
         self.progress = threading.Lock()
+        self.found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, query slots, scores)
 
 
 class ScoreGroups:
-    """Groups concurrent ``matrix @ query`` products; each caller gets a private, writable row.
-
-    ``max_queries`` bounds a group (and so its score buffer: ``max_queries × rows`` float32).
-    """
+    """Groups concurrent top-N queries over one matrix; ``max_queries`` bounds a group."""
 
     def __init__(self, max_queries: int = 8, wait_sec: float = 0.001):
         self.max_queries = max_queries
@@ -68,16 +79,16 @@ class ScoreGroups:
         self._open: _Group | None = None
         self._running: _Group | None = None
         self._in_flight = 0
-        # Reused flat buffers (one group computing, one forming, one still being read): a fresh
-        # multi-MB array per request made glibc keep ~80 MB of freed heap across the server's threads.
-        self._free: list[np.ndarray] = []
         self._block_scores = threading.local()
         self.products = 0  # groups computed, for tests and metrics
 
-    @contextmanager
-    def scores(self, matrix: np.ndarray, query: np.ndarray):
-        """This query's row of ``matrix @ query`` (float32), valid inside the ``with`` block."""
-        query = np.asarray(query, dtype=np.float32)
+    def best(self, matrix: np.ndarray, query, keep: int,
+             transform: Transform | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores of the ``keep`` best rows of ``matrix @ query`` (after ``transform``), best first.
+
+        Non-finite scores (a rescorer's NaN is -inf here) may fill the end when fewer are finite.
+        """
+        query = _Query(np.asarray(query, dtype=np.float32), max(1, keep), transform)
         with self._lock:
             self._in_flight += 1
             group = self._open
@@ -86,7 +97,6 @@ class ScoreGroups:
                 group = self._open = _Group(matrix)
             slot = len(group.queries)
             group.queries.append(query)
-            group.readers += 1
             if len(group.queries) >= self.max_queries:
                 self._open = None
                 group.full.set()
@@ -100,9 +110,10 @@ class ScoreGroups:
             group.done.wait()
             if group.error is not None:
                 raise group.error
-            yield group.scores[slot]
+            return _merge(group.found, slot, query.keep)
         finally:
-            self._release(group)
+            with self._lock:
+                self._in_flight -= 1
 
     def _help_until(self, event: threading.Event) -> None:
         """Work on the running group's blocks until ``event`` is set."""
@@ -131,13 +142,11 @@ class ScoreGroups:
                 if self._open is group:
                     self._open = None
                 self.products += 1
-            queries = np.stack(group.queries)
-            columns = queries if len(queries) > 1 else np.vstack([queries, np.zeros_like(queries)])
-            group.columns = np.ascontiguousarray(columns.T)
-            rows = len(group.matrix)
-            group.buffer = self._borrow(len(queries) * rows)
-            group.scores = group.buffer[:len(queries) * rows].reshape(len(queries), rows)
-            group.blocks = -(-rows // BLOCK_ROWS)
+            vectors = [q.vector for q in group.queries]
+            if len(vectors) == 1:
+                vectors.append(np.zeros_like(vectors[0]))
+            group.columns = np.ascontiguousarray(np.stack(vectors).T)
+            group.blocks = -(-len(group.matrix) // BLOCK_ROWS)
             if group.blocks == 0:
                 self._finish(group)
         except BaseException as exc:  # members re-raise it in their own request
@@ -146,12 +155,17 @@ class ScoreGroups:
             group.started.set()
 
     def _work(self, group: _Group) -> None:
-        """Compute blocks of the group's product until none is left."""
+        """Score blocks of the group until none is left; keep each query's candidates of this thread's blocks."""
         group.started.wait()  # a running group's leader may still be preparing it
         if group.error is not None:
             return
         try:
-            matrix, columns, scores, width = group.matrix, group.columns, group.scores, len(group.queries)
+            matrix, columns, queries = group.matrix, group.columns, group.queries
+            width = len(queries)
+            keeps = np.array([q.keep for q in queries])
+            thresholds = np.full(width, -np.inf, dtype=np.float32)
+            found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+            pooled = 0
             flat = getattr(self._block_scores, "buffer", None)
             if flat is None or len(flat) < BLOCK_ROWS * columns.shape[1]:
                 flat = self._block_scores.buffer = np.empty(BLOCK_ROWS * max(columns.shape[1], self.max_queries),
@@ -160,15 +174,45 @@ class ScoreGroups:
                 low = index * BLOCK_ROWS
                 high = min(low + BLOCK_ROWS, len(matrix))
                 block = flat[:(high - low) * columns.shape[1]].reshape(high - low, columns.shape[1])
-                np.matmul(matrix[low:high], columns, out=block)
-                scores[:, low:high] = block[:, :width].T
+                for start in range(0, high - low, PRODUCT_ROWS):
+                    stop = min(start + PRODUCT_ROWS, high - low)
+                    np.matmul(matrix[low + start:low + stop], columns, out=block[start:stop])
+                scores = block[:, :width]
+                for slot, query in enumerate(queries):
+                    if query.transform is not None:
+                        scores[:, slot] = query.transform(low, high, scores[:, slot])
+                if not found:
+                    # a first bound from this block: its keep-th best is at most the true keep-th best
+                    kth = max(0, len(scores) - int(keeps.max()))
+                    thresholds = np.maximum(thresholds, np.partition(scores, kth, axis=0)[kth])
+                # every score at or above the bound might rank; -inf (filtered out) never does
+                candidates = scores >= thresholds
+                if not np.isfinite(thresholds).all():
+                    candidates &= scores > -np.inf
+                rows, slots = np.divmod(np.flatnonzero(candidates), width)  # 1-D: 2-D nonzero took 0.13 ms
+                found.append((rows + low, slots, scores[rows, slots]))
+                pooled += len(rows)
+                if pooled > 4 * int(keeps.sum()) + 1024:
+                    merged = _concatenate(found)
+                    thresholds = np.maximum(thresholds, _kth_best(merged, keeps))
+                    found = [_above(merged, thresholds)]
+                    pooled = len(found[0][0])
                 with group.progress:
                     group.finished += 1
                     last = group.finished == group.blocks
                 if last:
+                    self._publish(group, found)
                     self._finish(group)
+                    return
+            self._publish(group, found)
         except BaseException as exc:
             self._finish(group, exc)
+
+    @staticmethod
+    def _publish(group: _Group, found) -> None:
+        if found:
+            with group.progress:
+                group.found.append(_concatenate(found))
 
     def _finish(self, group: _Group, error: BaseException | None = None) -> None:
         """Mark the group computed (or failed) and let the next group run, once."""
@@ -181,19 +225,34 @@ class ScoreGroups:
             if self._running is group:
                 self._running = None
 
-    def _borrow(self, size: int) -> np.ndarray:
-        with self._lock:
-            buffer = self._free.pop() if self._free else np.empty(0, dtype=np.float32)
-        return buffer if len(buffer) >= size else np.empty(int(size * GROWTH) + 16, dtype=np.float32)
 
-    def _release(self, group: _Group) -> None:
-        with self._lock:
-            self._in_flight -= 1
-            group.readers -= 1
-            if group.readers == 0 and group.buffer is not None:
-                if len(self._free) < 3:
-                    self._free.append(group.buffer)
-                group.buffer = group.scores = None
+def _concatenate(found):
+    return tuple(np.concatenate(parts) for parts in zip(*found))
 
 
-__all__ = ["ScoreGroups"]
+def _kth_best(found, keeps: np.ndarray) -> np.ndarray:
+    """Per query slot, its keep-th best score among ``found`` (-inf with fewer)."""
+    rows, slots, scores = found
+    bounds = np.full(len(keeps), -np.inf, dtype=np.float32)
+    for slot, keep in enumerate(keeps):
+        mine = scores[slots == slot]
+        if len(mine) >= keep:
+            bounds[slot] = np.partition(mine, len(mine) - keep)[len(mine) - keep]
+    return bounds
+
+
+def _above(found, thresholds: np.ndarray):
+    rows, slots, scores = found
+    kept = scores >= thresholds[slots]
+    return rows[kept], slots[kept], scores[kept]
+
+
+def _merge(found, slot: int, keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """One query's best ``keep`` (rows, scores) over every thread's candidates: by score, ties by row."""
+    rows = np.concatenate([r[s == slot] for r, s, _ in found]) if found else np.zeros(0, dtype=np.intp)
+    scores = np.concatenate([v[s == slot] for _, s, v in found]) if found else np.zeros(0, dtype=np.float32)
+    order = np.lexsort((rows, -scores))[:keep]
+    return rows[order], scores[order]
+
+
+__all__ = ["BLOCK_ROWS", "ScoreGroups", "Transform"]

@@ -31,9 +31,11 @@ class TableView(NamedTuple):
 class IdIndex:
     """id -> row without a Python string and dict entry per row.
 
-    The ids loaded with a model are searched in place with ``searchsorted`` through their sort
-    order (a million ids cost 4 MB of int32 order next to the table's own id array, instead of
-    ~110 MB as str objects in a dict); ids added later by UP messages, a small minority, go to a dict.
+    The ids loaded with a model live in one sorted array of their UTF-8 bytes, searched with
+    ``searchsorted`` (UTF-8 byte order is code-point order): a million ids cost 7 MB of bytes and
+    4 MB of int32 order instead of ~110 MB as str objects in a dict, or 28 MB as a sorted numpy str
+    copy; ``searchsorted`` through a ``sorter`` instead of a copy took 0.18 ms per lookup, 20 of
+    them per /recommend. Ids added later by UP messages, a small minority, go to a dict.
 
     >>> index = IdIndex(np.array(["b", "a", "c"]))
     >>> index.get("c"), index.get("z")
@@ -43,16 +45,18 @@ class IdIndex:
     """
 
     def __init__(self, ids: np.ndarray):
-        self._ids = ids
-        self._order = np.argsort(ids, kind="stable").astype(np.int32 if len(ids) < 2**31 else np.int64)
+        order = np.argsort(ids, kind="stable")
+        self._sorted = np.strings.encode(ids[order], "utf-8") if len(ids) else np.empty(0, dtype="S1")
+        self._order = order.astype(np.int32 if len(ids) < 2**31 else np.int64)
         self._added: dict[str, int] = {}
 
     def get(self, id_: str) -> int | None:
         row = self._added.get(id_)
         if row is not None or not len(self._order):
             return row
-        at = int(np.searchsorted(self._ids, id_, sorter=self._order))
-        if at < len(self._order) and self._ids[self._order[at]] == id_:
+        key = id_.encode("utf-8")
+        at = int(np.searchsorted(self._sorted, key))
+        if at < len(self._sorted) and self._sorted[at] == key:
             return int(self._order[at])
         return None
 

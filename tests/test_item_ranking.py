@@ -60,26 +60,32 @@ def run_concurrently(calls):
     return results
 
 
-def test_grouped_scores_are_bit_identical_to_single_scores():
+def test_grouped_best_rows_are_bit_identical_to_single_ones():
     items = table()
     rng = np.random.default_rng(0)
     queries = rng.standard_normal((6, 12)).astype(np.float32)
-    alone = ScoreGroups()
-    singles = []
-    for q in queries:
-        with alone.scores(items.view.vectors, q) as row:
-            singles.append(row.copy())
+    keeps = [1, 5, 40, 300, 7, 2000]
+    singles = [ScoreGroups().best(items.view.vectors, q, k) for q, k in zip(queries, keeps)]
     groups = ScoreGroups(max_queries=6, wait_sec=2.0)
-
-    def one(q):
-        with groups.scores(items.view.vectors, q) as row:
-            return row.copy()
-
-    grouped = run_concurrently([lambda q=q: one(q) for q in queries])
+    grouped = run_concurrently([lambda q=q, k=k: groups.best(items.view.vectors, q, k) for q, k in zip(queries, keeps)])
     assert groups.products < len(queries)  # they really shared passes
-    for single, together, q in zip(singles, grouped, queries):
-        assert np.array_equal(single, together)
-        np.testing.assert_allclose(single, items.view.vectors @ q, rtol=1e-5, atol=1e-5)
+    for (rows, scores), (g_rows, g_scores), q, k in zip(singles, grouped, queries, keeps):
+        assert np.array_equal(rows, g_rows) and np.array_equal(scores, g_scores)
+        exact = items.view.vectors.astype(np.float64) @ q
+        assert rows.tolist() == np.argsort(-exact, kind="stable")[:k].tolist()
+        np.testing.assert_allclose(scores, exact[rows], rtol=1e-5, atol=1e-5)
+
+
+def test_ties_rank_by_row_and_filtered_items_never_rank():
+    matrix = np.ones((BLOCK_ROWS + 10, 2), dtype=np.float32)
+    rows, scores = ScoreGroups().best(matrix, np.array([1.0, 1.0]), keep=3)
+    assert rows.tolist() == [0, 1, 2] and scores.tolist() == [2.0, 2.0, 2.0]
+
+    def only_last_two(low, high, block):
+        return np.where(np.arange(low, high) >= len(matrix) - 2, block, -np.inf)
+
+    rows, _ = ScoreGroups().best(matrix, np.array([1.0, 1.0]), keep=5, transform=only_last_two)
+    assert rows.tolist() == [len(matrix) - 2, len(matrix) - 1]
 
 
 def test_grouped_top_n_matches_single_with_exclusions_rescorer_offsets_and_terms():
