@@ -117,3 +117,19 @@ def test_without_the_registry_nothing_is_vacuumed(make_config):
     assert report["events"]["vacuumed"] is None
     assert before <= data_files(events)  # compacted, but every old file is still there
     assert delta_tables.read_table_arrow(events, version=1).num_rows == 45
+
+
+def test_headwater_maintain_command_compacts_and_reports(make_config, mlflow_uri, capsys):
+    import json
+
+    from headwater.cli import main
+
+    config = make_config()
+    ingest_batches(config, 5)
+    overrides = [f"headwater.id={config.app_id}", "headwater.app=als", f"headwater.storage.root={config.storage_root}",
+                 f"headwater.mlflow.tracking-uri={mlflow_uri}", "headwater.maintenance.retention-hours=0"]
+    assert main(["maintain", *[arg for o in overrides for arg in ("-D", o)]]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["events"]["files_before"] == 5 and report["events"]["files_after"] == 1
+    assert report["events"]["vacuumed"] == 5  # no registered model names any version of this table
+    assert delta_tables.read_table_arrow(config.table_uri("events")).num_rows == 5 * 45
