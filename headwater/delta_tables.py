@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -145,6 +146,8 @@ def write_data_files(uri: str, table: pa.Table, partition_by: Sequence[str] = ()
 
     if table.num_rows == 0:
         return []
+    if "://" not in uri:  # delta-rs opens a local root only if it exists; object stores have no directories
+        os.makedirs(uri, exist_ok=True)
     storage = pafs.PyFileSystem(DeltaStorageHandler(uri, _options(storage_options)))
     keys = table.select(list(partition_by)).group_by(list(partition_by)).aggregate([]) if partition_by else None
     files = []
