@@ -2,16 +2,18 @@
 
 A Structured Streaming query reads the input topic with headwater's Kafka data source, parses each
 Arrow batch with the app's input format in the executors (``mapInArrow``), and in ``foreachBatch``
-appends the valid rows to ``events`` and the bad ones to ``rejected``. Both appends carry the
-Delta ``txn`` (``<id>-ingest``, batch id): Spark replays the last micro-batch after a crash with the
-same offsets, and a batch already committed is skipped table by table, so a crash between the two
-writes is repaired on replay and no Kafka offset lands twice.
+the executors write the valid rows as Parquet files of ``events`` and the bad ones as files of
+``rejected``, straight to the tables' storage (:func:`write_batch_files`); the driver receives only
+the files' metadata (a few hundred bytes per file, however many rows) and commits each table's
+files in one Delta transaction carrying the ``txn`` (``<id>-ingest``, batch id). Spark replays the
+last micro-batch after a crash with the same offsets, and a batch already committed is skipped
+table by table (its files are not even written again), so a crash between the two commits is
+repaired on replay and no Kafka offset lands twice. Files written by a batch that never committed
+belong to no table version; ``headwater maintain`` vacuums them.
 
-The appends go through delta-rs on the driver even when delta-spark is on the classpath: a
-micro-batch is bounded by ``headwater.kafka.max-records-per-trigger``, so collecting it is cheap,
-and one write path keeps one tested idempotence mechanism. (delta-spark's ``txnAppId`` /
-``txnVersion`` write options record the same Delta ``txn`` action, so the two are interchangeable
-if executor-side writes are ever needed; that path cannot be tested here without Maven.)
+The files are written with pyarrow through delta-rs's object-store layer, also when delta-spark is
+on the classpath: one write path keeps one tested idempotence mechanism. (delta-spark's
+``txnAppId`` / ``txnVersion`` write options record the same Delta ``txn`` action.)
 
 >>> from headwater.apps.als.events import ALSFormat
 >>> records = pa.record_batch({
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -99,8 +102,40 @@ class IngestTotals:
     rejected: int = 0
 
 
+# What a task sends the driver per file it wrote: metadata only, never rows.
+FILE_METADATA = pa.schema([("table", pa.string()), ("path", pa.string()), ("size", pa.int64()),
+                           ("partition_values", pa.string()), ("modification_time", pa.int64()),
+                           ("num_records", pa.int64()), ("stats", pa.string())])
+
+
+def split_parsed(rows: pa.Table, now: dt.datetime, events_schema: pa.Schema) -> dict[str, pa.Table]:
+    """Parsed rows -> the ``events`` rows and the ``rejected`` rows, with the batch's ingest time."""
+    rows = delta_tables.with_ingest_time(rows, now)
+    bad = pc.is_valid(rows.column(REASON))
+    events = rows.filter(pc.invert(bad)).select(events_schema.names).cast(events_schema)
+    rejected = (rows.filter(bad).rename_columns({REASON: "reason"})
+                .select(delta_tables.REJECTED_SCHEMA.names).cast(delta_tables.REJECTED_SCHEMA))
+    return {delta_tables.EVENTS: events, delta_tables.REJECTED: rejected}
+
+
+def write_batch_files(batches: Iterator[pa.RecordBatch], tables: dict[str, str], events_schema: pa.Schema,
+                      now: dt.datetime, prefix: str, storage_options: dict[str, str]) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function run by each task: write its rows to the ``tables`` (name -> uri) still
+    missing the batch, and yield one metadata row per file written."""
+    parsed = list(batches)
+    if not parsed or not sum(b.num_rows for b in parsed):
+        return
+    split = split_parsed(pa.Table.from_batches(parsed), now, events_schema)
+    for name, uri in tables.items():
+        files = delta_tables.write_data_files(uri, split[name], delta_tables.PARTITION_BY, prefix, storage_options)
+        if files:
+            yield pa.RecordBatch.from_pylist(
+                [{**f, "table": name, "partition_values": json.dumps(f["partition_values"])} for f in files],
+                schema=FILE_METADATA)
+
+
 class IngestBatchWriter:
-    """The ``foreachBatch`` sink: split a parsed micro-batch into events and rejected, append both once."""
+    """The ``foreachBatch`` sink: executors write a micro-batch's events and rejected files, the driver commits."""
 
     def __init__(self, config: Config, parsed: pa.Schema):
         self.app_id = f"{config.app_id}-ingest"
@@ -110,31 +145,61 @@ class IngestBatchWriter:
         self.events_schema = delta_tables.events_schema(parsed)
         self.totals = IngestTotals()
 
+    @property
+    def tables(self) -> dict[str, tuple[str, pa.Schema]]:
+        return {delta_tables.EVENTS: (self.events_uri, self.events_schema),
+                delta_tables.REJECTED: (self.rejected_uri, delta_tables.REJECTED_SCHEMA)}
+
     def ensure_tables(self) -> None:
-        for uri, schema in ((self.events_uri, self.events_schema),
-                            (self.rejected_uri, delta_tables.REJECTED_SCHEMA)):
+        for uri, schema in self.tables.values():
             delta_tables.ensure_table(uri, schema, delta_tables.PARTITION_BY, self.storage_options)
 
+    def pending_tables(self, batch_id: int) -> dict[str, str]:
+        """name -> uri of the tables that do not hold ``batch_id`` yet."""
+        pending = {}
+        for name, (uri, _) in self.tables.items():
+            done = delta_tables.committed_batch(uri, self.app_id, self.storage_options)
+            if done is None or done < batch_id:
+                pending[name] = uri
+        return pending
+
+    def file_writer(self, batch_id: int, pending: dict[str, str]):
+        """The per-task function writing this batch's files (pickled to the executors)."""
+        return functools.partial(write_batch_files, tables=pending, events_schema=self.events_schema,
+                                 now=dt.datetime.now(dt.UTC), prefix=f"part-{batch_id:010d}",
+                                 storage_options=self.storage_options)
+
     def __call__(self, batch_df, batch_id: int) -> None:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
         started = time.monotonic()
-        rows = batch_df.toArrow()
-        events, rejected = self.write(rows, batch_id)
-        replayed = " (a replay: already committed)" if rows.num_rows and not events + rejected else ""
-        log.info("ingest batch %d: %d events, %d rejected in %.2f s%s", batch_id, events, rejected,
-                 time.monotonic() - started, replayed)
+        pending = self.pending_tables(batch_id)
+        if not pending:
+            log.info("ingest batch %d: a replay, already committed", batch_id)
+            return
+        files = batch_df.mapInArrow(self.file_writer(batch_id, pending), from_arrow_schema(FILE_METADATA)).toArrow()
+        events, rejected = self.commit(files, batch_id)
+        log.info("ingest batch %d: %d events, %d rejected in %.2f s (%d files; the driver received %d bytes of "
+                 "file metadata)", batch_id, events, rejected, time.monotonic() - started, files.num_rows,
+                 files.nbytes)
 
     def write(self, rows: pa.Table, batch_id: int) -> tuple[int, int]:
-        """Append one parsed micro-batch; returns the (events, rejected) rows written now."""
-        rows = delta_tables.with_ingest_time(rows, dt.datetime.now(dt.UTC))
-        bad = pc.is_valid(rows.column(REASON))
-        events = rows.filter(pc.invert(bad)).select(self.events_schema.names).cast(self.events_schema)
-        rejected = (rows.filter(bad).rename_columns({REASON: "reason"})
-                    .select(delta_tables.REJECTED_SCHEMA.names).cast(delta_tables.REJECTED_SCHEMA))
+        """Write and commit one parsed micro-batch held here (tests, tools); returns (events, rejected) written now."""
+        pending = self.pending_tables(batch_id)
+        files = pa.Table.from_batches(list(self.file_writer(batch_id, pending)(rows.to_batches())),
+                                      schema=FILE_METADATA)
+        return self.commit(files, batch_id)
+
+    def commit(self, files: pa.Table, batch_id: int, custom_metadata: dict | None = None) -> tuple[int, int]:
+        """Commit each table's files of ``batch_id`` in one transaction; returns the (events, rejected) committed."""
         written = []
-        for uri, table in ((self.events_uri, events), (self.rejected_uri, rejected)):
-            done = delta_tables.append_idempotent(uri, table, self.app_id, batch_id,
-                                                  delta_tables.PARTITION_BY, self.storage_options)
-            written.append(table.num_rows if done else 0)
+        for name, (uri, schema) in self.tables.items():
+            mine = [f for f in files.to_pylist() if f["table"] == name]
+            for f in mine:
+                f["partition_values"] = json.loads(f["partition_values"])
+            done = delta_tables.commit_files(uri, schema, mine, self.app_id, batch_id, delta_tables.PARTITION_BY,
+                                             self.storage_options, custom_metadata)
+            written.append(sum(f["num_records"] for f in mine) if done else 0)
         self.totals.batches += 1
         self.totals.events += written[0]
         self.totals.rejected += written[1]

@@ -2,7 +2,8 @@
 
 ``run_batch_once`` is one generation (``headwater batch --once``); ``run_batch_forever`` starts one
 every ``headwater.batch.generation-interval-sec`` (measured start to start; a generation that overruns
-the interval is followed by the next at once). A failed generation is logged and the loop goes on:
+the interval is followed by the next at once), each followed by table maintenance (compaction and
+vacuum, :mod:`headwater.table_maintenance`). A failed generation is logged and the loop goes on:
 the current champion keeps serving.
 
 The configured app names its :class:`~headwater.api.BatchApp` (``App.batch``, e.g.
@@ -83,6 +84,16 @@ def input_offsets(events) -> dict[int, int]:
     return {int(row["partition"]): int(row["last"]) + 1 for row in rows}
 
 
+def maintain_after_generation(config: Config) -> None:
+    """Compact and vacuum the tables (after the generation registered its model and data version)."""
+    from headwater.table_maintenance import maintain_tables
+
+    try:
+        maintain_tables(config)
+    except Exception:  # small files cost reads, not correctness: the next generation tries again
+        log.exception("table maintenance failed")
+
+
 def run_batch_forever(config: Config, stop: threading.Event | None = None,
                       generations: int | None = None) -> None:
     """Run generations until ``stop`` is set (or ``generations`` have run)."""
@@ -95,6 +106,8 @@ def run_batch_forever(config: Config, stop: threading.Event | None = None,
             run_batch_once(config)
         except Exception:  # the next generation may well succeed; the champion keeps serving
             log.exception("batch generation failed")
+        if config.get("headwater.maintenance.after-generation"):
+            maintain_after_generation(config)
         done += 1
         if generations is None or done < generations:
             stop.wait(max(0.0, interval - (time.monotonic() - started)))

@@ -16,14 +16,29 @@ True
 False
 >>> read_table_arrow(uri).num_rows
 1
+
+Micro-batches written by Spark executors take two steps: each task writes its rows as Parquet
+files straight into the table's storage (:func:`write_data_files`, returning only the files'
+metadata), and the driver commits every task's files in one transaction carrying the same
+``txn`` action (:func:`commit_files`); files of a task that failed or of a batch that never
+committed are in no table version, and vacuum removes them.
+
+>>> files = write_data_files(uri, batch.append_column("day", pa.array(["2026-12-01"])), ["day"], "b1")
+>>> [(f["partition_values"], f["num_records"]) for f in files]
+[({'day': '2026-12-01'}, 1)]
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from functools import reduce
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 EVENTS = "events"
 REJECTED = "rejected"
@@ -63,8 +78,10 @@ def ensure_table(uri: str, schema: pa.Schema, partition_by: Sequence[str] = (),
     """Create an empty table with ``schema`` unless one exists, so readers find it before any data."""
     from deltalake import DeltaTable
 
+    # the whole log stays: time travel to a registered model's data version needs its log entries
     DeltaTable.create(uri, schema, mode="ignore", partition_by=list(partition_by) or None,
-                      storage_options=_options(storage_options))
+                      storage_options=_options(storage_options),
+                      configuration={"delta.enableExpiredLogCleanup": "false"})
 
 
 def open_table(uri: str, version: int | None = None, storage_options: Mapping[str, str] | None = None):
@@ -76,16 +93,24 @@ def open_table(uri: str, version: int | None = None, storage_options: Mapping[st
     return DeltaTable(uri, version=version, storage_options=_options(storage_options))
 
 
+def committed_batch(uri: str, app_id: str, storage_options: Mapping[str, str] | None = None) -> int | None:
+    """The last batch id ``app_id`` committed to the table at ``uri`` (None: none, or no table)."""
+    existing = open_table(uri, storage_options=storage_options)
+    return existing.transaction_version(app_id) if existing is not None else None
+
+
 def append_idempotent(uri: str, table: pa.Table, app_id: str, batch_id: int,
                       partition_by: Sequence[str] = (),
-                      storage_options: Mapping[str, str] | None = None) -> bool:
+                      storage_options: Mapping[str, str] | None = None,
+                      custom_metadata: Mapping[str, object] | None = None) -> bool:
     """Append ``table`` in one commit tagged (app_id, batch_id) unless that batch is already in.
 
     Returns True when it wrote. The check and the commit are not one atomic step, which is safe
     because one streaming query (one app id) is the only writer of its batches. An empty table
     creates the table but commits nothing: there is nothing to duplicate on replay.
+    ``custom_metadata`` goes into the commit's ``commitInfo``.
     """
-    from deltalake import CommitProperties, Transaction, write_deltalake
+    from deltalake import write_deltalake
 
     existing = open_table(uri, storage_options=storage_options)
     done = existing.transaction_version(app_id) if existing is not None else None
@@ -96,7 +121,85 @@ def append_idempotent(uri: str, table: pa.Table, app_id: str, batch_id: int,
         return False
     write_deltalake(existing if existing is not None else uri, table, mode="append",
                     partition_by=list(partition_by) or None, storage_options=_options(storage_options),
-                    commit_properties=CommitProperties(app_transactions=[Transaction(app_id, batch_id)]))
+                    commit_properties=_commit_properties(app_id, batch_id, custom_metadata))
+    return True
+
+
+def _commit_properties(app_id: str, batch_id: int, custom_metadata: Mapping[str, object] | None):
+    from deltalake import CommitProperties, Transaction
+
+    return CommitProperties(app_transactions=[Transaction(app_id, batch_id)],
+                            custom_metadata=dict(custom_metadata) if custom_metadata else None)
+
+
+def write_data_files(uri: str, table: pa.Table, partition_by: Sequence[str] = (), prefix: str = "part",
+                     storage_options: Mapping[str, str] | None = None) -> list[dict]:
+    """Write ``table`` as new Parquet files of the Delta table at ``uri`` (one per partition value), uncommitted.
+
+    Runs where the rows are (a Spark task): the files go straight to the table's storage through
+    delta-rs's own object-store layer, and only their metadata comes back, the ``add`` actions
+    :func:`commit_files` commits. Partition columns live in the log, not in the files.
+    """
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+    from deltalake.fs import DeltaStorageHandler
+
+    if table.num_rows == 0:
+        return []
+    if "://" not in uri:  # delta-rs opens a local root only if it exists; object stores have no directories
+        os.makedirs(uri, exist_ok=True)
+    storage = pafs.PyFileSystem(DeltaStorageHandler(uri, _options(storage_options)))
+    keys = table.select(list(partition_by)).group_by(list(partition_by)).aggregate([]) if partition_by else None
+    files = []
+    for values in keys.to_pylist() if keys is not None else [{}]:
+        part = table
+        for name, value in values.items():
+            part = part.filter(pc.is_null(part[name]) if value is None else pc.equal(part[name], value))
+        part = part.drop_columns(list(partition_by))
+        strings = {k: None if v is None else str(v) for k, v in values.items()}
+        directory = "/".join(f"{k}={v if v is not None else '__HIVE_DEFAULT_PARTITION__'}" for k, v in strings.items())
+        path = f"{directory}/" if directory else ""
+        path += f"{prefix}-{uuid.uuid4().hex}.parquet"
+        if directory:
+            storage.create_dir(directory)
+        pq.write_table(part, path, filesystem=storage, compression="snappy")
+        files.append({"path": path, "size": storage.get_file_info(path).size, "partition_values": strings,
+                      "modification_time": int(time.time() * 1000), "num_records": part.num_rows,
+                      "stats": json.dumps(_file_stats(part))})
+    return files
+
+
+def _file_stats(part: pa.Table) -> dict:
+    """Delta file statistics: row and null counts, and min/max of the integer columns (e.g. Kafka offsets)."""
+    stats: dict = {"numRecords": part.num_rows, "minValues": {}, "maxValues": {},
+                   "nullCount": {f.name: part[f.name].null_count for f in part.schema}}
+    for field in part.schema:
+        if pa.types.is_integer(field.type) and part[field.name].null_count < part.num_rows:
+            bounds = pc.min_max(part[field.name])
+            stats["minValues"][field.name] = bounds["min"].as_py()
+            stats["maxValues"][field.name] = bounds["max"].as_py()
+    return stats
+
+
+def commit_files(uri: str, schema: pa.Schema, files: Sequence[Mapping], app_id: str, batch_id: int,
+                 partition_by: Sequence[str] = (), storage_options: Mapping[str, str] | None = None,
+                 custom_metadata: Mapping[str, object] | None = None) -> bool:
+    """Commit files from :func:`write_data_files` as one append tagged (app_id, batch_id), unless already in.
+
+    The same idempotence as :func:`append_idempotent` (and the same ``custom_metadata``), for
+    data the driver never held. Returns True when it committed; no files commit nothing.
+    """
+    from deltalake.transaction import AddAction
+
+    ensure_table(uri, schema, partition_by, storage_options)
+    table = open_table(uri, storage_options=storage_options)
+    done = table.transaction_version(app_id)
+    if (done is not None and done >= batch_id) or not files:
+        return False
+    actions = [AddAction(f["path"], f["size"], f["partition_values"], f["modification_time"], True, f["stats"])
+               for f in files]
+    table.create_write_transaction(actions, mode="append", schema=schema, partition_by=list(partition_by) or None,
+                                   commit_properties=_commit_properties(app_id, batch_id, custom_metadata))
     return True
 
 

@@ -120,6 +120,18 @@ def set_version_tag(config: Config, version: int, key: str, value: Any) -> None:
     client(config).set_model_version_tag(registered_model_name(config), str(version), key, str(value))
 
 
+def registered_data_versions(config: Config) -> set[int]:
+    """Every ``events`` version that a registered model version names in its ``delta_version`` tag."""
+    mlflow_client = client(config)
+    versions, token = set(), None
+    while True:
+        page = mlflow_client.search_model_versions(f"name = '{registered_model_name(config)}'", page_token=token)
+        versions |= {int(v.tags[TAG_DELTA_VERSION]) for v in page if v.tags.get(TAG_DELTA_VERSION, "").isdigit()}
+        token = page.token
+        if not token:
+            return versions
+
+
 def offsets_tag(offsets: Mapping[int, int]) -> str:
     """Kafka offsets per partition as a version tag (``update_offset``, ``input_offsets``)."""
     return json.dumps({str(p): int(o) for p, o in sorted(offsets.items())})
@@ -301,4 +313,4 @@ def resume_point(config: Config) -> ResumePoint | None:
 
 __all__ = ["CHALLENGER", "CHAMPION", "MODEL_ARTIFACT", "SPEED", "RegisteredModel", "ResumePoint", "client",
            "download_alias", "experiment_id", "get_alias_version", "live_evaluation_run", "log_and_register",
-           "log_metrics", "registered_model_name", "resume_point", "set_alias"]
+           "log_metrics", "registered_data_versions", "registered_model_name", "resume_point", "set_alias"]

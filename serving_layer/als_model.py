@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
@@ -32,9 +32,8 @@ from headwater.apps.als.factors import ALSFactors, summarize
 from headwater.apps.als.solves import explicit_solve, implicit_solve
 from headwater.apps.als.strengths import effective_values, stored_values
 from serving_layer.als_values import UserValues
-from serving_layer.vector_store import FactorTable, ScoreBuffers, top_indices
-
-Rescorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+from serving_layer.item_ranking import ItemRanker, RankingSettings, Rescorer
+from serving_layer.vector_store import FactorTable
 
 
 class Query(NamedTuple):
@@ -47,7 +46,7 @@ class Query(NamedTuple):
 class ALSServingModel:
     """User and item factor tables, each user's values; answers top-N, estimates and exact solves."""
 
-    def __init__(self, factors: ALSFactors, version: int | None = None):
+    def __init__(self, factors: ALSFactors, version: int | None = None, ranking: RankingSettings | None = None):
         self.version = version
         self.settings = factors.settings
         self.implicit = factors.implicit
@@ -60,11 +59,12 @@ class ALSServingModel:
         self.last_update_time: float | None = None
         self._gram: tuple[int, np.ndarray] | None = None
         self._write_lock = threading.Lock()
-        self._buffers = ScoreBuffers()
+        self.ranker = ItemRanker(self.items, ranking, None if self.implicit else lambda: self.items.view.biases)
 
     @classmethod
     def from_registered(cls, registered, config=None) -> ALSServingModel:
-        return cls(ALSFactors.load(registered.path), version=registered.version)
+        return cls(ALSFactors.load(registered.path), version=registered.version,
+                   ranking=RankingSettings.from_config(config))
 
     @property
     def features(self) -> int:
@@ -115,24 +115,17 @@ class ALSServingModel:
               cosine: bool = False, rescorer: Rescorer | None = None) -> list[tuple[str, float]]:
         """The ``how_many`` best items for a query, best first: by estimate for a :class:`Query`, by dot
         product (or cosine) for a bare vector."""
-        view = self.items.view
-        vector = np.asarray(query.vector if isinstance(query, Query) else query, dtype=np.float32)
-        with self._buffers.borrow(len(view.ids)) as scores:
-            np.matmul(view.vectors, vector, out=scores)
-            if cosine:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    scores /= view.norms
-                scores[~np.isfinite(scores)] = 0.0
-            elif isinstance(query, Query) and not self.implicit:
-                scores += view.biases
-                scores += np.float32(query.offset)
-            if exclude is not None and len(exclude):
-                scores[exclude[exclude < len(scores)]] = -np.inf
-            if rescorer is not None:
-                scores = np.asarray(rescorer(view.ids, scores), dtype=np.float64)
-                scores = np.where(np.isnan(scores), -np.inf, scores)
-            top = top_indices(scores, how_many)
-            return list(zip(view.ids[top].tolist(), scores[top].astype(float).tolist()))
+        if not isinstance(query, Query):
+            return self.ranker.top_n(query, how_many, exclude, cosine, rescorer)
+        # the ranker adds b_i (its item term); μ + b_u is the same for every item, so it orders nothing
+        # and is added to what the rescorer sees, or to the result
+        offset = 0.0 if self.implicit or cosine else query.offset
+        if rescorer is not None and offset:
+            rescore = rescorer
+            return self.ranker.top_n(query.vector, how_many, exclude, cosine,
+                                     lambda ids, scores: rescore(ids, scores + offset))
+        top = self.ranker.top_n(query.vector, how_many, exclude, cosine, rescorer)
+        return [(item, score + offset) for item, score in top] if offset else top
 
     def estimates(self, query: Query | None, item_ids: list[str]) -> list[float]:
         """μ + b_u + b_i + x·y per item; what the model does not know (no query: an unknown user) counts 0."""

@@ -35,6 +35,28 @@ def test_ensure_table_creates_an_empty_table_with_the_schema(tmp_path):
     assert delta_tables.table_version(uri) == 0
 
 
+def test_files_written_elsewhere_commit_once_with_their_txn_stats_and_commit_metadata(tmp_path):
+    uri = str(tmp_path / "events")
+    days = [dt.date(2024, 5, 1), dt.date(2024, 5, 2)]
+    rows = pa.concat_tables([events_batch(["u1,i1", "u2,i1"], 0, days[0]), events_batch(["u3,i1"], 2, days[1])])
+    files = delta_tables.write_data_files(uri, rows, delta_tables.PARTITION_BY, prefix="part-7")
+    assert sorted(f["partition_values"]["ingest_date"] for f in files) == ["2024-05-01", "2024-05-02"]
+    assert delta_tables.open_table(uri) is None  # written, not committed: no table version has them
+    metadata = {"headwater.end_offsets": {"0": 3}}
+    assert delta_tables.commit_files(uri, EVENTS_SCHEMA, files, "q", 7, delta_tables.PARTITION_BY,
+                                     custom_metadata=metadata)
+    assert not delta_tables.commit_files(uri, EVENTS_SCHEMA, files, "q", 7, delta_tables.PARTITION_BY)  # a replay
+    table = delta_tables.open_table(uri)
+    assert table.transaction_version("q") == 7
+    assert table.history(1)[0]["headwater.end_offsets"] == {"0": 3}
+    read = delta_tables.read_table_arrow(uri).sort_by("offset")
+    assert read["line"].to_pylist() == ["u1,i1", "u2,i1", "u3,i1"]
+    assert read["ingest_date"].to_pylist() == [days[0], days[0], days[1]]
+    adds = pa.table(table.get_add_actions(flatten=True))
+    assert sorted(adds["num_records"].to_pylist()) == [1, 2]
+    assert sorted(adds["max.offset"].to_pylist()) == [1, 2]
+
+
 def test_append_idempotent_writes_each_batch_id_once(tmp_path):
     uri = str(tmp_path / "events")
     day = dt.date(2024, 5, 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
@@ -41,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     batch = sub.add_parser("batch", parents=[common], help="train, evaluate, register and publish models")
     batch.add_argument("--once", action="store_true", help="one generation, then exit")
 
+    sub.add_parser("maintain", parents=[common],
+                   help="compact and vacuum the events and rejected tables (keeps registered models' data)")
     sub.add_parser("speed", parents=[common], help="fold live events into the model, publish updates")
     sub.add_parser("serve", parents=[common], help="REST serving layer")
 
@@ -140,6 +143,13 @@ def _batch(config: Config, args) -> int:
     return 0
 
 
+def _maintain(config: Config, args) -> int:
+    from headwater.table_maintenance import maintain_tables
+
+    print(json.dumps(maintain_tables(config)))
+    return 0
+
+
 def _speed(config: Config, args) -> int:
     from speed_layer.runner import run_speed
 
@@ -155,4 +165,4 @@ def _serve(config: Config, args) -> int:
 
 
 COMMANDS = {"stack": _stack, "ingest": _ingest, "ingest-stream": _ingest_stream, "batch": _batch,
-            "speed": _speed, "serve": _serve}
+            "maintain": _maintain, "speed": _speed, "serve": _serve}

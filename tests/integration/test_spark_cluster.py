@@ -1,10 +1,13 @@
 """The ingest job submitted with ``spark-submit`` to a real Spark standalone cluster (master + 1 worker).
 
 The cluster runs from the installed pyspark's jars on 127.0.0.1. headwater reaches the executors as
-a ``--py-files`` zip, as it would on a remote cluster; the parsing step and the Kafka reads run there.
+a ``--py-files`` zip, as it would on a remote cluster; the Kafka reads, the parsing step and the
+Parquet writes run there, and Spark's event log shows what the tasks sent the driver: file metadata,
+the same few bytes per micro-batch for 1,002 rows as for 20,000.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -91,40 +94,66 @@ def packages_zip(tmp_path: Path) -> Path:
     return path
 
 
+def task_result_bytes(event_log: Path) -> tuple[int, int]:
+    """(bytes of task results the driver received, tasks) in one application's Spark event log."""
+    total = tasks = 0
+    # Spark 4 writes an application's log as a directory of event files (eventlog_v2_<app>/events_*)
+    files = sorted(event_log.glob("events_*")) if event_log.is_dir() else [event_log]
+    for line in (line for file in files for line in file.read_text().splitlines()):
+        event = json.loads(line)
+        if event.get("Event") == "SparkListenerTaskEnd" and event.get("Task Metrics"):
+            total += event["Task Metrics"]["Result Size"]
+            tasks += 1
+    return total, tasks
+
+
 def test_spark_submit_ingest_to_a_standalone_cluster(standalone_master, tmp_path, broker):
     app_id = f"cluster{os.getpid()}"
     conf = tmp_path / "cluster.conf"
     conf.write_text(f"""headwater {{
   id = "{app_id}", app = "als"
-  kafka {{ bootstrap-servers = "{broker}", input-partitions = 2, max-records-per-split = 300 }}
+  kafka {{ bootstrap-servers = "{broker}", input-partitions = 2 }}
   storage.root = "{tmp_path / 'data'}"
 }}
 """)
+    event_logs = tmp_path / "event-logs"
+    event_logs.mkdir()
     valid = [f"u{i % 13},i{i},{1 + i % 3}.0" for i in range(1000)]
     malformed = ["nonsense", "u1,i1,abc"]
+    more = [f"u{i % 13},i{i},1.0" for i in range(1000, 21000)]
     ensure_topics(broker, {f"{app_id}.input": 2})
-    with LineProducer(broker) as producer:
-        producer.send_lines(f"{app_id}.input", valid + malformed)
-
     submit = [str(spark_home() / "bin" / "spark-submit"), "--master", standalone_master,
               "--conf", "spark.executor.memory=512m", "--conf", "spark.cores.max=1",
               "--conf", f"spark.pyspark.python={sys.executable}", "--conf", "spark.driver.host=127.0.0.1",
+              "--conf", "spark.eventLog.enabled=true", "--conf", f"spark.eventLog.dir={event_logs.as_uri()}",
+              "--conf", "spark.eventLog.compress=false",
               "--py-files", str(packages_zip(tmp_path)),
               "batch_layer/__main__.py", "ingest", "--conf", str(conf), "--once"]
     env = dict(spark_env(tmp_path), PYTHONPATH=str(REPO))
-    process = subprocess.Popen(submit, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=300)
-    finally:
-        if process.poll() is None:
-            terminate_process_group(process.pid)
-    assert process.returncode == 0, output[-4000:]
-    assert "ingest batch" in output
+    received = []
+    for lines in (valid + malformed, more):
+        with LineProducer(broker) as producer:
+            producer.send_lines(f"{app_id}.input", lines)
+        process = subprocess.Popen(submit, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, start_new_session=True)
+        try:
+            output, _ = process.communicate(timeout=300)
+        finally:
+            if process.poll() is None:
+                terminate_process_group(process.pid)
+        assert process.returncode == 0, output[-4000:]
+        assert output.count("ingest batch") == 1, output[-4000:]  # one micro-batch per run
+        logs = sorted(event_logs.iterdir(), key=lambda p: p.stat().st_mtime)
+        received.append(task_result_bytes(logs[-1]))
 
     events = delta_tables.read_table_arrow(str(tmp_path / "data" / app_id / "events"))
-    assert sorted(events["line"].to_pylist()) == sorted(valid)
+    assert sorted(events["line"].to_pylist()) == sorted(valid + more)
     rejected = delta_tables.read_table_arrow(str(tmp_path / "data" / app_id / "rejected"))
     assert sorted(rejected["line"].to_pylist()) == sorted(malformed)
     # the work really ran on the cluster's executor, not in a local driver
     assert any((tmp_path / "work").glob("app-*/0/stderr"))
+    # 20 times the rows, about the same bytes to the driver: metadata, not rows (20,000 lines are ~400 kB)
+    (small, small_tasks), (large, large_tasks) = received
+    assert small_tasks == large_tasks
+    print(f"driver received {small} bytes for 1,002 rows, {large} bytes for 20,000 rows")
+    assert large < 1.2 * small + 2000, received
