@@ -1,11 +1,14 @@
 """Exactly-once ingestion: Kafka ``<id>.input`` -> Delta ``events`` (parsed) and ``rejected`` (with reason).
 
 A Structured Streaming query reads the input topic with headwater's Kafka data source, parses each
-Arrow batch with the app's input format in the executors (``mapInArrow``), and in ``foreachBatch``
-appends the valid rows to ``events`` and the bad ones to ``rejected``. Both appends carry the
-Delta ``txn`` (``<id>-ingest``, batch id): Spark replays the last micro-batch after a crash with the
-same offsets, and a batch already committed is skipped table by table, so a crash between the two
-writes is repaired on replay and no Kafka offset lands twice.
+Arrow batch with the app's input format in the executors (``mapInArrow``; no line can make parsing
+raise, see :func:`headwater.input_format.safe_parse`), and in ``foreachBatch`` appends the bad rows
+to ``rejected`` and the valid ones to ``events``. Both appends carry the Delta ``txn``
+(``<id>-ingest``, batch id): Spark replays the last micro-batch after a crash with the same offsets,
+and a batch already committed is skipped table by table, so a crash between the two writes is
+repaired on replay and no Kafka offset lands twice. Every batch commits to ``events``, even with no
+valid row, with its batch id and end offsets in the commit's metadata, so that start-up can check
+that the checkpoint and the tables agree (:mod:`batch_layer.ingest_checkpoint`).
 
 The appends go through delta-rs on the driver even when delta-spark is on the classpath: a
 micro-batch is bounded by ``headwater.kafka.max-records-per-trigger``, so collecting it is cheap,
@@ -36,8 +39,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batch_layer.ingest_checkpoint import (
+    check_agreement,
+    commit_metadata,
+    planned_offsets,
+    read_checkpoint_log,
+    table_ingest_point,
+)
 from headwater import delta_tables
 from headwater.config import Config
+from headwater.input_format import safe_parse
 
 log = logging.getLogger("headwater.ingest")
 
@@ -46,10 +57,6 @@ REASON = "reject_reason"
 # Oryx uses the arrival time for ALS events that carry no timestamp.
 EVENT_TIME = "event_time_ms"
 NO_VALUE = "the Kafka record has no value"
-
-
-class CheckpointMissingError(RuntimeError):
-    """The tables hold ingested batches but the query's checkpoint is gone: restarting would skip data."""
 
 
 def parsed_record_schema(parsed: pa.Schema) -> pa.Schema:
@@ -63,7 +70,7 @@ def parse_record_batch(records: pa.RecordBatch, input_format) -> pa.RecordBatch:
     """Parse one batch of Kafka records; rows that fail keep their line and get a reason."""
     values = records.column("value")
     lines = values.fill_null("").to_pylist()
-    parsed = input_format.parse(lines)
+    parsed = safe_parse(input_format, lines)
     # Spread the parsed rows back over all records: a null take index gives a null row.
     positions = np.full(len(lines), -1, np.int64)
     positions[parsed.table.column("line_index").to_numpy()] = np.arange(parsed.table.num_rows)
@@ -104,6 +111,7 @@ class IngestBatchWriter:
 
     def __init__(self, config: Config, parsed: pa.Schema):
         self.app_id = f"{config.app_id}-ingest"
+        self.checkpoint = config.checkpoint_uri("ingest")
         self.events_uri = config.table_uri(delta_tables.EVENTS)
         self.rejected_uri = config.table_uri(delta_tables.REJECTED)
         self.storage_options = delta_tables.storage_options(config)
@@ -118,27 +126,31 @@ class IngestBatchWriter:
     def __call__(self, batch_df, batch_id: int) -> None:
         started = time.monotonic()
         rows = batch_df.toArrow()
-        events, rejected = self.write(rows, batch_id)
+        events, rejected = self.write(rows, batch_id, planned_offsets(batch_df.sparkSession, self.checkpoint, batch_id))
         replayed = " (a replay: already committed)" if rows.num_rows and not events + rejected else ""
         log.info("ingest batch %d: %d events, %d rejected in %.2f s%s", batch_id, events, rejected,
                  time.monotonic() - started, replayed)
 
-    def write(self, rows: pa.Table, batch_id: int) -> tuple[int, int]:
-        """Append one parsed micro-batch; returns the (events, rejected) rows written now."""
+    def write(self, rows: pa.Table, batch_id: int, end_offsets: dict[int, int] | None = None) -> tuple[int, int]:
+        """Append one parsed micro-batch; returns the (events, rejected) rows written now.
+
+        ``rejected`` first: the ``events`` commit, made for every batch, marks the batch as written.
+        """
         rows = delta_tables.with_ingest_time(rows, dt.datetime.now(dt.UTC))
         bad = pc.is_valid(rows.column(REASON))
         events = rows.filter(pc.invert(bad)).select(self.events_schema.names).cast(self.events_schema)
         rejected = (rows.filter(bad).rename_columns({REASON: "reason"})
                     .select(delta_tables.REJECTED_SCHEMA.names).cast(delta_tables.REJECTED_SCHEMA))
+        metadata = commit_metadata(batch_id, end_offsets)
         written = []
-        for uri, table in ((self.events_uri, events), (self.rejected_uri, rejected)):
-            done = delta_tables.append_idempotent(uri, table, self.app_id, batch_id,
-                                                  delta_tables.PARTITION_BY, self.storage_options)
+        for uri, table, marker in ((self.rejected_uri, rejected, False), (self.events_uri, events, True)):
+            done = delta_tables.append_idempotent(uri, table, self.app_id, batch_id, delta_tables.PARTITION_BY,
+                                                  self.storage_options, metadata, commit_empty=marker)
             written.append(table.num_rows if done else 0)
         self.totals.batches += 1
-        self.totals.events += written[0]
-        self.totals.rejected += written[1]
-        return written[0], written[1]
+        self.totals.events += written[1]
+        self.totals.rejected += written[0]
+        return written[1], written[0]
 
 
 def _start(config: Config, once: bool):
@@ -151,8 +163,8 @@ def _start(config: Config, once: bool):
     spark = get_spark(config)
     input_format = config.app.make_input_format(config)
     writer = IngestBatchWriter(config, input_format.schema)
-    checkpoint = config.checkpoint_uri("ingest")
-    _check_checkpoint(spark, checkpoint, writer)
+    checkpoint = writer.checkpoint
+    _check_checkpoint(spark, writer)
     writer.ensure_tables()
     kafka = config.section("headwater.kafka")
     ensure_topics(kafka["bootstrap-servers"], {config.input_topic: kafka["input-partitions"]})
@@ -163,6 +175,7 @@ def _start(config: Config, once: bool):
                .option("maxRecordsPerTrigger", kafka["max-records-per-trigger"])
                .option("maxRecordsPerSplit", kafka["max-records-per-split"])
                .option("pollTimeoutMs", kafka["poll-timeout-ms"])
+               .option("failOnDataLoss", str(kafka["fail-on-data-loss"]).lower())
                .load())
     parsed = records.mapInArrow(functools.partial(parse_records, input_format=input_format),
                                 from_arrow_schema(parsed_record_schema(input_format.schema)))
@@ -178,19 +191,12 @@ def _start(config: Config, once: bool):
     return query, writer
 
 
-def _check_checkpoint(spark, checkpoint: str, writer: IngestBatchWriter) -> None:
-    # A new checkpoint restarts batch ids at 0, which the tables' txn versions would treat as
-    # already written: every event up to the old batch id would be silently skipped.
-    table = delta_tables.open_table(writer.events_uri, storage_options=writer.storage_options)
-    done = table.transaction_version(writer.app_id) if table is not None else None
-    if done is None:
-        return
-    jvm = spark._jvm
-    offsets = jvm.org.apache.hadoop.fs.Path(f"{checkpoint.rstrip('/')}/offsets")
-    if not offsets.getFileSystem(spark._jsc.hadoopConfiguration()).exists(offsets):
-        raise CheckpointMissingError(
-            f"{writer.events_uri} holds ingest batches up to {done} but the checkpoint {checkpoint} is "
-            f"missing; restore it, or ingest under a new headwater.id")
+def _check_checkpoint(spark, writer: IngestBatchWriter) -> None:
+    """Stop before starting when the checkpoint and the tables disagree (see :mod:`batch_layer.ingest_checkpoint`)."""
+    table = table_ingest_point(delta_tables.open_table(writer.events_uri, storage_options=writer.storage_options),
+                               writer.app_id)
+    wanted = () if table.batch is None else (table.batch,)
+    check_agreement(read_checkpoint_log(spark, writer.checkpoint, wanted), table, writer.checkpoint, writer.events_uri)
 
 
 def run_ingest(config: Config, once: bool = False) -> IngestTotals:

@@ -26,6 +26,7 @@ from pyhocon.exceptions import ConfigException
 from headwater.api import App
 from headwater.apps import find_app
 from headwater.constraints import (
+    BOOL,
     STRING,
     STRINGS,
     ConfigError,
@@ -50,6 +51,7 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.kafka.max-records-per-trigger": Interval(int, 1),
     "headwater.kafka.max-records-per-split": Interval(int, 1),
     "headwater.kafka.starting-offsets": STRING,
+    "headwater.kafka.fail-on-data-loss": BOOL,
     "headwater.kafka.poll-timeout-ms": Interval(int, 1),
     "headwater.storage.root": STRING,
     "headwater.mlflow.tracking-uri": STRING,
@@ -69,6 +71,9 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.serving.host": STRING,
     "headwater.serving.port": Interval(int, 0, 65535),
     "headwater.serving.rescorer": Optional(STRING),
+    "headwater.serving.max-body-bytes": Interval(int, 1),
+    "headwater.serving.max-inflated-bytes": Interval(int, 1),
+    "headwater.serving.write-timeout-sec": Interval(float, 0, closed_low=False),
     "headwater.input.max-line-bytes": Interval(int, 16),
     "headwater.input.max-id-length": Interval(int, 1),
     "headwater.input.max-abs-strength": Interval(float, 0, closed_low=False),

@@ -78,12 +78,14 @@ def open_table(uri: str, version: int | None = None, storage_options: Mapping[st
 
 def append_idempotent(uri: str, table: pa.Table, app_id: str, batch_id: int,
                       partition_by: Sequence[str] = (),
-                      storage_options: Mapping[str, str] | None = None) -> bool:
+                      storage_options: Mapping[str, str] | None = None,
+                      metadata: Mapping[str, str] | None = None, commit_empty: bool = False) -> bool:
     """Append ``table`` in one commit tagged (app_id, batch_id) unless that batch is already in.
 
-    Returns True when it wrote. The check and the commit are not one atomic step, which is safe
-    because one streaming query (one app id) is the only writer of its batches. An empty table
-    creates the table but commits nothing: there is nothing to duplicate on replay.
+    Returns True when it wrote. ``metadata`` goes into the commit's info. The check and the commit are
+    not one atomic step, which is safe because one streaming query (one app id) is the only writer of
+    its batches. An empty table creates the table but commits nothing (there is nothing to duplicate on
+    replay), unless ``commit_empty``: then the commit records that the batch was done.
     """
     from deltalake import CommitProperties, Transaction, write_deltalake
 
@@ -93,10 +95,13 @@ def append_idempotent(uri: str, table: pa.Table, app_id: str, batch_id: int,
         return False
     if table.num_rows == 0:
         ensure_table(uri, table.schema, partition_by, storage_options)
-        return False
+        if not commit_empty:
+            return False
+        existing = open_table(uri, storage_options=storage_options)
     write_deltalake(existing if existing is not None else uri, table, mode="append",
                     partition_by=list(partition_by) or None, storage_options=_options(storage_options),
-                    commit_properties=CommitProperties(app_transactions=[Transaction(app_id, batch_id)]))
+                    commit_properties=CommitProperties(custom_metadata=dict(metadata or {}) or None,
+                                                       app_transactions=[Transaction(app_id, batch_id)]))
     return True
 
 

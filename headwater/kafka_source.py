@@ -10,13 +10,22 @@ identically after a failure.
         .option("topic", "demo.input").option("startingOffsets", "earliest") \\
         .option("maxRecordsPerTrigger", 500000).load()
 
-Partitions seen for the first time start at offset 0. A partition whose checkpointed offset lies
-beyond the topic's end (the embedded broker keeps topics in memory, so a broker restart empties
-them) is restarted from offset 0: the batch's end offset is then *below* its start offset, which
-:meth:`KafkaStreamReader.partitions` reads as "from 0 to end". The batch stays a fixed, replayable
-range, Spark is never handed an offset it cannot use, and the records written after the restart
-are delivered. Not detectable: a recreated topic that already holds more records than the
-checkpointed offset (its first records are then skipped).
+Partitions seen for the first time start at offset 0.
+
+Data loss, as Spark's Kafka source sees it, fails the query unless ``failOnDataLoss`` is ``false``
+(``headwater.kafka.fail-on-data-loss``): records the query has not read yet that are gone from the
+topic. Two ways it shows:
+
+- the checkpointed offset lies *below* the partition's first offset: retention (or a DeleteRecords)
+  removed records before they were read. With ``failOnDataLoss=false`` the query goes on from the
+  first offset still there.
+- the checkpointed offset lies *beyond* the partition's end: the topic was recreated (the embedded
+  broker keeps topics in memory, so a broker restart empties them). With ``failOnDataLoss=false``
+  the partition restarts from offset 0: the batch's end offset is then *below* its start offset,
+  which :meth:`KafkaStreamReader.partitions` reads as "from 0 to end". The batch stays a fixed,
+  replayable range, Spark is never handed an offset it cannot use, and the records written after
+  the restart are delivered. Not detectable: a recreated topic that already holds more records
+  than the checkpointed offset (its first records are then skipped).
 """
 from __future__ import annotations
 
@@ -32,7 +41,13 @@ from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPart
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows, SupportsTriggerAvailableNow
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
-from headwater.kafka_admin import RESET_PROBE_TIMEOUT_MS, new_consumer, new_probe_consumer, true_end_offsets
+from headwater.kafka_admin import (
+    RESET_PROBE_TIMEOUT_MS,
+    beginning_offsets,
+    new_consumer,
+    new_probe_consumer,
+    true_end_offsets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +63,14 @@ ARROW_SCHEMA = pa.schema([("key", pa.string()), ("value", pa.string()), ("topic"
 ARROW_CHUNK_ROWS = 20_000
 # read() checks whether a range's records still exist after this many polls without progress.
 MAX_STALLED_POLLS = 3
+
+
+class DataLossError(RuntimeError):
+    """Records the query has not read are gone from the topic (and ``failOnDataLoss`` is true)."""
+
+    def __init__(self, what: str, continue_with: str):
+        super().__init__(f"{what}. Set headwater.kafka.fail-on-data-loss = false (the source's option "
+                         f"failOnDataLoss) to {continue_with} and lose them; otherwise restore the records.")
 
 
 class KafkaDataSource(DataSource):
@@ -76,8 +99,8 @@ class KafkaSourceOptions:
 
     >>> opts = KafkaSourceOptions.from_options({"bootstrap.servers": "h:9092", "topic": "t",
     ...     "startingOffsets": '{"t": {"0": 5, "1": -2}}', "maxRecordsPerTrigger": "1000"})
-    >>> opts.starting_offsets, opts.max_records_per_trigger
-    ({0: 5, 1: -2}, 1000)
+    >>> opts.starting_offsets, opts.max_records_per_trigger, opts.fail_on_data_loss
+    ({0: 5, 1: -2}, 1000, True)
     >>> KafkaSourceOptions.from_options({"bootstrap.servers": "h:9092", "topic": "t", "pollTimeoutMs": "0"})
     Traceback (most recent call last):
     ...
@@ -91,6 +114,7 @@ class KafkaSourceOptions:
     max_records_per_trigger: int | None = None
     max_records_per_split: int | None = None
     poll_timeout_ms: int = 2000
+    fail_on_data_loss: bool = True
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> KafkaSourceOptions:
@@ -101,7 +125,18 @@ class KafkaSourceOptions:
         return cls(given["bootstrap.servers"], given["topic"],
                    _starting_offsets(given.get("startingoffsets", "earliest"), given["topic"]),
                    _positive_int(given, "maxRecordsPerTrigger"), _positive_int(given, "maxRecordsPerSplit"),
-                   _positive_int(given, "pollTimeoutMs") or cls.poll_timeout_ms)
+                   _positive_int(given, "pollTimeoutMs") or cls.poll_timeout_ms,
+                   _boolean(given, "failOnDataLoss", cls.fail_on_data_loss))
+
+
+def _boolean(given: Mapping[str, str], option: str, default: bool) -> bool:
+    raw = given.get(option.lower())
+    if raw is None:
+        return default
+    if str(raw).lower() not in ("true", "false"):
+        raise ValueError(f"The '{option}' option of the headwater-kafka source must be 'true' or 'false'. "
+                         f"Got {str(raw)!r} instead.")
+    return str(raw).lower() == "true"
 
 
 def _positive_int(given: Mapping[str, str], option: str) -> int | None:
@@ -223,14 +258,21 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if suspects:
             ends.update(true_end_offsets(self._driver_consumer(), self.options.topic, suspects,
                                          RESET_PROBE_TIMEOUT_MS))
+        firsts = self._first_offsets(self._driver_consumer(), list(ends))
         begins, available = {}, {}
         for p, end in ends.items():
             begins[p] = starts.get(p, 0)
             if begins[p] > end:
-                log.warning("topic %s partition %d: checkpointed offset %d is beyond the topic's end %d "
-                            "(recreated, e.g. by a broker restart); restarting the partition from offset 0",
-                            self.options.topic, p, begins[p], end)
+                self._data_lost(f"topic {self.options.topic} partition {p}: the checkpointed offset {begins[p]} is "
+                                f"beyond the partition's end {end}: the topic was recreated (e.g. by a restart of "
+                                f"the in-memory embedded broker) and the records before its end are gone",
+                                "restart the partition from offset 0")
                 begins[p] = 0
+            elif begins[p] < firsts.get(p, 0):
+                self._data_lost(f"topic {self.options.topic} partition {p}: offsets {begins[p]} to {firsts[p] - 1} "
+                                f"were deleted (retention?) before the query read them",
+                                f"continue from offset {firsts[p]}")
+                begins[p] = firsts[p]
             if self._available_now_ends is not None:
                 end = min(end, self._available_now_ends.get(p, begins[p]))
             available[p] = max(end - begins[p], 0)
@@ -238,6 +280,15 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             available = fair_shares(available, limit.max_rows)
         # partitions gone from the metadata keep their offsets
         return encode_offsets({**starts, **{p: begins[p] + available[p] for p in ends}})
+
+    def _first_offsets(self, consumer, partitions: list[int]) -> dict[int, int]:
+        """The first offset each partition still holds (records below it were deleted)."""
+        return beginning_offsets(consumer, self.options.topic, partitions)
+
+    def _data_lost(self, what: str, continue_with: str) -> None:
+        if self.options.fail_on_data_loss:
+            raise DataLossError(what, continue_with)
+        log.warning("%s; failOnDataLoss is false: going on (%s)", what, continue_with)
 
     def reportLatestOffset(self) -> dict | None:
         return None if self._last_true_ends is None else encode_offsets(self._last_true_ends)
@@ -260,6 +311,11 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         tp = TopicPartition(partition.topic, partition.partition)
         try:
             consumer.assign([tp])
+            first = self._first_offsets(consumer, [partition.partition])[partition.partition]
+            if first > partition.start:  # deleted since the batch was planned
+                self._data_lost(f"topic {partition.topic} partition {partition.partition}: offsets {partition.start} "
+                                f"to {min(first, partition.end) - 1} were deleted (retention?) before this batch "
+                                "read them", "read what is left of the range")
             consumer.seek(tp, partition.start)
             chunk, stalled = [], 0
             while (position := consumer.position(tp)) < partition.end:
@@ -289,9 +345,9 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                                RESET_PROBE_TIMEOUT_MS)
         if end[partition.partition] >= partition.end:
             return False
-        log.warning("topic %s partition %d: offsets %d..%d are not available any more (the partition "
-                    "ends at %d; topic recreated?); ending this range", partition.topic, partition.partition,
-                    partition.start, partition.end, end[partition.partition])
+        self._data_lost(f"topic {partition.topic} partition {partition.partition}: offsets {partition.start} to "
+                        f"{partition.end - 1} are not available any more (the partition ends at "
+                        f"{end[partition.partition]}; topic recreated?)", "end this range")
         return True
 
     def stop(self) -> None:
