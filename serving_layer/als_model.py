@@ -22,6 +22,7 @@ import numpy as np
 from headwater.apps.als import updates
 from headwater.apps.als.factors import ALSFactors, summarize
 from headwater.apps.als.fold_in import GramianSolver, target_estimates
+from headwater.input_bounds import DEFAULT_BOUNDS, InputBounds
 from serving_layer.vector_store import FactorTable, ScoreBuffers, top_indices
 
 Rescorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -30,12 +31,13 @@ Rescorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 class ALSServingModel:
     """User and item factor tables plus known items; answers top-N, estimates and fold-ins."""
 
-    def __init__(self, factors: ALSFactors, version: int | None = None):
+    def __init__(self, factors: ALSFactors, version: int | None = None,
+                 max_id_length: int = DEFAULT_BOUNDS.max_id_length):
         self.version = version
         self.implicit = factors.implicit
         self.regularization = factors.regularization
-        self.users = FactorTable(factors.user_ids, factors.X)
-        self.items = FactorTable(factors.item_ids, factors.Y)
+        self.users = FactorTable(factors.user_ids, factors.X, max_id_length)
+        self.items = FactorTable(factors.item_ids, factors.Y, max_id_length)
         self.known_items: dict[str, frozenset[str]] = {u: frozenset(s) for u, s in factors.known_items.items()}
         self.updates_applied = 0
         self.last_update_time: float | None = None
@@ -46,7 +48,8 @@ class ALSServingModel:
 
     @classmethod
     def from_registered(cls, registered, config=None) -> ALSServingModel:
-        return cls(ALSFactors.load(registered.path), version=registered.version)
+        bounds = DEFAULT_BOUNDS if config is None else InputBounds.from_config(config)
+        return cls(ALSFactors.load(registered.path), version=registered.version, max_id_length=bounds.max_id_length)
 
     @property
     def features(self) -> int:
