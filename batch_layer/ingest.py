@@ -201,12 +201,12 @@ def _check_checkpoint(spark, writer: IngestBatchWriter) -> None:
 
 def run_ingest(config: Config, once: bool = False) -> IngestTotals:
     """Run the ingest query until interrupted, or with ``once`` until the topic is drained."""
+    from headwater.spark import stop_between_batches, stop_on_signals, wait_while_running
+
     query, writer = _start(config, once)
-    try:
-        query.awaitTermination()
-    except KeyboardInterrupt:
+    if not wait_while_running(query.awaitTermination, stop_on_signals()):
         log.info("ingest interrupted; stopping after the current batch")
-        query.stop()
+        stop_between_batches(query)
     totals = writer.totals
     log.info("ingest stopped: %d batches, %d events, %d rejected", totals.batches, totals.events,
              totals.rejected)

@@ -82,7 +82,8 @@ def main() -> None:
         speed = SpeedLayer(config).start()
         server, base = serve_in_thread(config)
         try:
-            wait(lambda: requests.get(f"{base}/ready").status_code == 200 and speed.query.lastProgress is not None)
+            wait(lambda: requests.get(f"{base}/ready").status_code == 200 and speed.wait_ready(0)
+                 and speed.query.lastProgress is not None)
             session = requests.Session()
             pending: dict[str, float] = {}
             latencies: list[float] = []

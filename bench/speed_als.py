@@ -68,7 +68,7 @@ def run_end_to_end(model: ALSSpeedModel, batches: list[list[str]], tmp: str) -> 
         "headwater.id=speedbench", "headwater.app=als", f'headwater.kafka.bootstrap-servers="127.0.0.1:{port}"',
         f'headwater.mlflow.tracking-uri="sqlite:///{tmp}/mlflow.db"', f'headwater.storage.root="{tmp}/data"',
         f'headwater.stack.var-dir="{tmp}/var"', "headwater.speed.snapshot-interval-sec=3600"])
-    model.to_artifacts(Path(tmp) / "champion")
+    model.save(Path(tmp) / "champion")
     registry.log_and_register(config, Path(tmp) / "champion", ALSPyfuncModel(), {"layer": "batch"}, ["champion"])
     layer = SpeedLayer(config).start()
     try:

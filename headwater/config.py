@@ -53,6 +53,7 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.kafka.starting-offsets": STRING,
     "headwater.kafka.fail-on-data-loss": BOOL,
     "headwater.kafka.poll-timeout-ms": Interval(int, 1),
+    "headwater.kafka.max-message-bytes": Interval(int, 1024),
     "headwater.storage.root": STRING,
     "headwater.mlflow.tracking-uri": STRING,
     "headwater.mlflow.experiment": Optional(STRING),

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+import time
 
 from headwater.config import Config
 
@@ -31,6 +34,43 @@ def get_spark(config: Config):
     spark.sparkContext.setLogLevel("WARN")
     register_data_sources(spark)
     return spark
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGINT (Ctrl-C) and SIGTERM set, replacing PySpark's SIGINT handler.
+
+    PySpark's handler calls ``cancelAllJobs`` and raises KeyboardInterrupt wherever the main thread
+    is, usually inside a py4j call, which then fails with "reentrant call inside BufferedReader"
+    tracebacks. Setting a flag and letting the waiting loop stop the query is a clean stop. Call it
+    after the SparkContext exists (its creation installs PySpark's handler), from the main thread.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def wait_while_running(await_termination, stop: threading.Event, poll_sec: float = 0.5) -> bool:
+    """Call ``await_termination(timeout)`` until it returns True (the query ended) or ``stop`` is set;
+    True when the query ended by itself. The query's failure propagates."""
+    while not stop.is_set():
+        if await_termination(poll_sec):
+            return True
+    return False
+
+
+def stop_between_batches(query, timeout_sec: float = 60.0) -> None:
+    """Stop a streaming query when no micro-batch is running (or after ``timeout_sec``).
+
+    ``query.stop()`` during a batch cancels its jobs: the batch function then fails inside py4j, which
+    logs an ERROR with a traceback although nothing went wrong. Between triggers the stop is silent,
+    and the interrupted batch would be read again anyway (its offsets are not committed).
+    """
+    deadline = time.monotonic() + timeout_sec
+    while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    query.stop()
 
 
 def _submitted() -> bool:

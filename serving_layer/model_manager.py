@@ -41,7 +41,7 @@ import logging
 import threading
 from typing import Any
 
-from headwater import registry
+from headwater import prequential, registry
 from headwater.config import Config
 from headwater.messages import MessageType, decode_update
 from serving_layer.errors import ApiError
@@ -148,6 +148,9 @@ class ModelManager:
                 self.metrics.bad_updates.inc()
             elif message.type is MessageType.UP:
                 updates.append((message.base_version, message.payload))
+            elif message.type is MessageType.BATCH:
+                batch = message.payload
+                self.metrics.add_prequential(batch.base_version, batch.events if batch.scores else 0, batch.scores)
             elif message.payload.alias == registry.CHAMPION:
                 self._apply(updates)
                 updates = []
@@ -191,6 +194,10 @@ class ModelManager:
             log.info("loaded registry version %s (%s layer, champion %s)", point.chosen.version,
                      point.chosen.tags.get(registry.TAG_LAYER, "?"), point.champion_version)
             self._install(model, point.champion_version)
+            # the live evaluation of this champion: a snapshot built on it holds the totals up to its offset
+            from_snapshot = point.chosen.version != point.champion_version
+            tag = point.chosen.tags.get(registry.TAG_PREQUENTIAL) if from_snapshot else None
+            self.metrics.reset_prequential(point.champion_version, *prequential.parse_totals_tag(tag))
             return point.update_offset
         return None
 

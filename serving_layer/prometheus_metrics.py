@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from headwater import prequential
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -42,6 +44,15 @@ class ServingMetrics:
                                   registry=self.registry)
         self._last_update_time: float | None = None
         self._last_update.set_function(self._age)
+        self.prequential = Gauge("headwater_prequential", "live evaluation of the served champion: each event "
+                                 "scored before it was learned, by the live model (batch + speed) and by the "
+                                 "champion alone (RMSE, accuracy, hit rate@10, mean distance, ...)",
+                                 ["model", "figure"], registry=self.registry)
+        self.prequential_events = Gauge("headwater_prequential_events", "events in the live evaluation",
+                                        registry=self.registry)
+        self._prequential_base: int | None = None
+        self._prequential_events = 0
+        self._prequential_totals: dict = {}
 
     def _age(self) -> float:
         return -1.0 if self._last_update_time is None else time.time() - self._last_update_time
@@ -49,6 +60,29 @@ class ServingMetrics:
     def updated(self, count: int = 1) -> None:
         self.updates.inc(count)
         self._last_update_time = time.time()
+
+    def reset_prequential(self, base_version: int | None, events: int = 0, totals: dict | None = None) -> None:
+        """Start the live evaluation of a newly served champion (from a snapshot's totals when it has them)."""
+        self._prequential_base, self._prequential_events, self._prequential_totals = base_version, events, totals or {}
+        self.prequential.clear()
+        self._publish_prequential()
+
+    def add_prequential(self, base_version: int, events: int, totals: dict) -> None:
+        """One speed-layer micro-batch's scores (BATCH record); batches of another champion are not counted."""
+        if base_version != self._prequential_base or not totals:
+            return
+        self._prequential_events += events
+        self._prequential_totals = prequential.merge(self._prequential_totals, totals)
+        self._publish_prequential()
+
+    def prequential_figures(self) -> dict[str, dict[str, float]]:
+        return prequential.readable(self._prequential_totals)
+
+    def _publish_prequential(self) -> None:
+        self.prequential_events.set(self._prequential_events)
+        for model, figures in self.prequential_figures().items():
+            for name, value in figures.items():
+                self.prequential.labels(model, name).set(value)
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, method, str(status)).inc()

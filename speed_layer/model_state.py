@@ -1,90 +1,100 @@
-"""The speed layer's copy of the model and its place in the update topic, shared by three threads.
+"""The speed layer's models and its place in both topics, shared by the micro-batch, tail and snapshot threads.
 
-The micro-batch thread learns (and publishes what it learned), the update-topic tail applies other
-processes' UPs and installs new champions, the snapshot thread copies. One lock orders them.
+The speed layer learns every input event exactly once into the *live* model (the champion plus
+what the speed layer folded), scores each new micro-batch with it and with the *champion alone*
+(an untouched copy, the counterfactual) before learning, and remembers two positions:
 
-Own UPs are applied once, when learned; their records carry this process's key and the
-*generation* of the model they were learned on (bumped by every rebase). The tail skips an own
-record of the current generation (it is in the model already, and replaying it after newer ones
-would briefly roll a vector back) but applies one of an older generation: it was learned on the
-previous model yet lies after the MODEL notice on the topic, so the serving layer applies it to
-the new champion too, and the two copies stay alike.
+- ``covered``: ``{partition: next offset}`` of ``<id>.input`` folded into the live model;
+- ``update_offset``: the first ``<id>.update`` offset after the last record this process published,
+  which a snapshot records so the serving layer resumes from it.
+
+The input topic is the source of truth: a restarted speed layer loads its snapshot and re-folds the
+input events the snapshot does not cover but whose UPs it already published (the BATCH records on the
+update topic say which), batch by batch as they were first folded, without publishing them again.
+One lock orders learning, rebasing and snapshots.
 
 >>> class Counter:                       # a toy app model: counts events, UPs carry the total
 ...     def __init__(self, n=0): self.n = n
 ...     def learn_many(self, events): self.n += len(events); return [self.n]
-...     def apply_update(self, payload): self.n = payload
+...     def score_many(self, events): return {}
 ...     def copy(self): return Counter(self.n)
->>> state = ModelState(owner="speed-a")
->>> state.install(Counter(), base_version=1, position=0)
->>> state.learn(["e1", "e2"])
-([2], b'speed-a/0')
->>> state.on_update(offset=0, key=b'speed-a/0', payload=2)    # own, current generation: skipped
->>> state.on_update(offset=1, key=b'speed-b/0', payload=7)    # someone else's: applied
->>> state.model.n, state.position, state.changes
-(7, 2, 2)
+>>> state = ModelState()
+>>> state.install(Counter(), Counter(), base_version=1, covered={0: 10})
+>>> state.learn(["e1", "e2"], covered={0: 12})
+[2]
+>>> state.live.n, state.champion.n, state.covered, state.changes
+(2, 0, {0: 12}, 1)
 """
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Frozen:
+    """What a snapshot registers: an independent copy of the live model and where it stands."""
+
+    model: Any
+    base_version: int
+    covered: dict[int, int]
+    update_offset: int | None
+    changes: int
+
+
 class ModelState:
-    """The model, the registry version it is based on and the next update-topic offset it reflects."""
+    """The live model, the champion alone, the base version and the two topic positions."""
 
-    def __init__(self, owner: str):
-        self.owner = owner
+    def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.model: Any = None
+        self.live: Any = None
+        self.champion: Any = None
         self.base_version: int | None = None
-        self.position: int | None = None  # every update-topic record before it is reflected
-        self.generation = 0  # bumped by each rebase
-        self.changes = 0  # UPs learned or applied since the last snapshot
+        self.covered: dict[int, int] = {}
+        self.update_offset: int | None = None
+        self.changes = 0  # micro-batches learned since the last snapshot
 
-    def install(self, model: Any, base_version: int, position: int | None = None) -> None:
-        """Replace the model (first load or rebase); ``position`` None keeps the current one."""
+    def install(self, live: Any, champion: Any, base_version: int, covered: dict[int, int],
+                update_offset: int | None = None) -> None:
+        """Replace the models (first load or rebase); ``covered`` is the input the live model reflects."""
         with self.lock:
-            if self.model is not None:
-                self.generation += 1
-            self.model, self.base_version = model, base_version
-            if position is not None:
-                self.position = position
+            self.live, self.champion, self.base_version = live, champion, base_version
+            self.covered = dict(covered)
+            self.update_offset = update_offset
             self.changes = 0
 
-    def key(self) -> bytes:
-        """The record key of UPs learned now."""
-        return f"{self.owner}/{self.generation}".encode()
-
-    def learn(self, batch: Any) -> tuple[list[Any], bytes]:
-        """Fold a parsed batch into the model: (UP payloads, their record key). Call under ``lock``
-        until they are published, so no rebase slips between learning and publishing."""
+    def learn(self, batch: Any, covered: dict[int, int]) -> list[Any]:
+        """Fold a parsed batch into the live model; the UP payloads. Hold ``lock`` until they are published."""
         with self.lock:
-            payloads = self.model.learn_many(batch)
-            self.changes += len(payloads)
-            return payloads, self.key()
+            payloads = self.live.learn_many(batch)
+            self.covered.update(covered)
+            self.changes += 1
+            return payloads
 
-    def on_update(self, offset: int, key: bytes | None, payload: Any) -> None:
-        """An UP record from the update topic (``payload`` None: a record with nothing to apply)."""
+    def score(self, batch: Any) -> dict[str, dict[str, Any]]:
+        """``{"live": scores, "champion": scores}`` of a batch before it is learned (prequential)."""
         with self.lock:
-            if payload is not None and key != self.key():
-                try:
-                    self.model.apply_update(payload)
-                    self.changes += 1
-                except (ValueError, TypeError, IndexError, KeyError) as exc:  # a bad message is skipped
-                    log.warning("skipping update-topic record at offset %d: %s", offset, exc)
-            self.position = offset + 1
+            scores = {"live": self.live.score_many(batch)}
+            if self.champion is not None:
+                scores["champion"] = self.champion.score_many(batch)
+            return scores
 
-    def frozen(self) -> tuple[Any, int | None, int | None, int] | None:
-        """(copy of the model, base version, position, changes) for a snapshot; None if nothing changed."""
+    def published(self, update_offset: int) -> None:
+        """Records up to ``update_offset`` - 1 of the update topic are this process's and acknowledged."""
         with self.lock:
-            if self.model is None or self.changes == 0:
+            self.update_offset = update_offset
+
+    def frozen(self) -> Frozen | None:
+        """A copy for a snapshot, or None when nothing changed since the last one."""
+        with self.lock:
+            if self.live is None or self.changes == 0:
                 return None
             changes, self.changes = self.changes, 0
-            return self.model.copy(), self.base_version, self.position, changes
+            return Frozen(self.live.copy(), self.base_version, dict(self.covered), self.update_offset, changes)
 
     def unfreeze(self, changes: int) -> None:
         """A snapshot failed: count its changes again so the next one is taken."""
@@ -92,4 +102,4 @@ class ModelState:
             self.changes += changes
 
 
-__all__ = ["ModelState"]
+__all__ = ["Frozen", "ModelState"]

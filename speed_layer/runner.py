@@ -1,90 +1,99 @@
-"""The speed layer's runner: Kafka micro-batches in, UP messages out, periodic registry snapshots.
+"""The speed layer's runner: Kafka micro-batches in, UP messages out, each input event folded in exactly once.
 
 Generic over apps, as Oryx's SpeedLayer is over its SpeedModelManagers: the app names a class
 (``App.speed``) that follows :class:`headwater.api.SpeedModel`, and this module owns Spark, Kafka,
-MLflow and the threads (the model itself sits in a :class:`~speed_layer.model_state.ModelState`):
+MLflow and the threads (the models sit in a :class:`~speed_layer.model_state.ModelState`):
 
-- the Structured Streaming query's ``foreachBatch`` folds each micro-batch of ``<id>.input`` into
-  the model (``learn_many``) and publishes the UP payloads it returns, keyed as its own;
-- a :class:`~headwater.topic_tail.TopicTail` on ``<id>.update`` applies UPs other processes
-  published and rebases on a new champion when a MODEL notice arrives;
-- a snapshot thread registers the model every ``headwater.speed.snapshot-interval-sec`` with alias
-  ``speed`` and the tags the serving layer resumes from (``base_version``, ``update_offset``).
+- start-up follows the registry's resume rule (:func:`headwater.registry.resume_point`), as the
+  serving layer does: the ``speed`` snapshot built on the champion, else the champion, and the
+  update topic from its ``update_offset``. The BATCH records after it say which input events this
+  layer already published; they are re-folded silently, batch by batch as recorded, so the model is
+  the one that published them, and the Structured Streaming query starts right after them;
+- each micro-batch is scored by the live model and the champion alone (prequential, before
+  learning), folded in, and its UPs and BATCH record published (:mod:`speed_layer.publisher`);
+- a MODEL notice rebases on the new champion: the events after the champion's data cut-off
+  (``input_offsets`` tag) are folded into it and published with the new base version, so users and
+  items learned since the cut-off survive the switch (Oryx's "retain recent");
+- snapshots register the live model every ``headwater.speed.snapshot-interval-sec`` (alias ``speed``,
+  tags ``base_version``, ``update_offset``, ``input_offsets`` and the prequential totals).
 
-Start-up chooses the model and the update-topic offset by the registry's one rule
-(:func:`headwater.registry.resume_point`), as the serving layer does, so both apply the same UPs to
-the same model. Micro-batches wait until the tail has caught up with the topic.
-
-No model, no fold-in: until the registry has a ``champion`` the first non-empty micro-batch waits
-inside ``foreachBatch``. Oryx's speed layer drops input that arrives before its first model;
-waiting instead leaves the events in Kafka (the batch's offsets are not committed) and folds them
-in once a model is there, so nothing is lost, at the price of that batch's latency.
+Until a champion exists there is nothing to fold into: input stays in Kafka and the query starts
+once a model is there (at the champion's cut-off). :func:`run_speed` restarts the layer after a
+failure (a broker that stays away, an unpublished batch), which the exactly-once start-up makes safe.
 """
 from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
-from headwater import registry
+import numpy as np
+import pyarrow as pa
+
+from headwater import prequential, registry
 from headwater.config import Config
-from headwater.messages import MessageType, decode_update, encode_up
+from headwater.messages import BatchRecord, MessageType, decode_update
+from speed_layer.live_evaluation import LiveEvaluation
 from speed_layer.model_state import ModelState
+from speed_layer.publisher import UPDATE_PARTITION, UpdatePublisher
+from speed_layer.snapshots import register_snapshot
 
 log = logging.getLogger(__name__)
 
-# The update topic has exactly one partition (headwater.kafka.update-partitions), so a position
-# in it is one offset.
-UPDATE_PARTITION = 0
-
-
-class SpeedLayerStopped(RuntimeError):
-    """Raised inside a micro-batch that was waiting for a model when the layer stopped.
-
-    Failing the batch (instead of returning) keeps its offsets uncommitted, so a restart reads it again.
-    """
-
 
 class SpeedLayer:
-    """One speed layer: ``start()`` returns once the query runs; ``stop()`` ends every thread."""
+    """One speed layer: ``start()`` returns at once (the query starts once a model is loaded); ``stop()`` ends it."""
 
     def __init__(self, config: Config, model_class: type | None = None):
         self.config = config
         self.model_class = model_class or config.app.resolve("speed")
         self.input_format = config.app.make_input_format(config)
         self.bootstrap = config.get("headwater.kafka.bootstrap-servers")
-        self.state = ModelState(owner=f"speed-{uuid.uuid4().hex[:12]}")
+        self.state = ModelState()
+        self.evaluation = LiveEvaluation(config)
         self._stopping = threading.Event()
         self._model_ready = threading.Event()
+        self._query_started = threading.Event()
+        self._failure: BaseException | None = None
         self._tail = None
         self._query = None
         self._producer = None
+        self._publisher: UpdatePublisher | None = None
+        self._recorded: list[BatchRecord] = []  # BATCH records of the base met while catching up
+        self._notices: list[int] = []           # champion versions announced while catching up
         self._threads: list[threading.Thread] = []
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> SpeedLayer:
-        from headwater.kafka_admin import ensure_topics
+        from headwater.kafka_admin import ensure_topics, true_end_offsets
         from headwater.kafka_producer import LineProducer
 
         ensure_topics(self.bootstrap, {
             self.config.input_topic: self.config.get("headwater.kafka.input-partitions"),
             self.config.update_topic: self.config.get("headwater.kafka.update-partitions"),
         })
+        # where a champion without a recorded cut-off starts: what exists when the layer starts
+        self._input_ends_at_start = true_end_offsets(self.bootstrap, self.config.input_topic)
         self._producer = LineProducer(self.bootstrap)
-        self._spawn("speed-model-loader", self._load_first_model)
+        self._publisher = UpdatePublisher(self._producer, self.config.update_topic,
+                                          self.config.get("headwater.kafka.max-message-bytes"))
+        self._spawn("speed-start", self._start_when_a_model_exists)
         self._spawn("speed-snapshots", self._snapshot_loop)
-        self._query = self._start_query()
+        self._spawn("speed-live-evaluation", self._evaluation_loop)
         return self
 
     def stop(self) -> None:
+        from headwater.spark import stop_between_batches
+
         self._stopping.set()
         if self._query is not None:
-            self._query.stop()
+            try:
+                stop_between_batches(self._query)
+            except Exception:  # the query may have failed already; stopping is best effort
+                log.debug("speed query stop failed", exc_info=True)
         if self._tail is not None:
             self._tail.stop()
         for thread in self._threads:
@@ -94,16 +103,23 @@ class SpeedLayer:
         log.info("speed layer stopped")
 
     def await_termination(self, timeout: float | None = None) -> bool:
-        """Block while the query runs (raises its error if it failed)."""
-        return self._query.awaitTermination(timeout)
+        """Block while the layer runs; raises the error that ended the query or the start-up."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._query_started.wait(0.5):
+            if self._failure is not None:
+                raise self._failure
+            if self._stopping.is_set() or (deadline is not None and time.monotonic() > deadline):
+                return self._stopping.is_set()
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._query.awaitTermination(left)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
-        """True once a model is loaded and the update topic caught up (micro-batches fold in from then on)."""
+        """True once a model is loaded, its published batches re-folded and the query started."""
         return self._model_ready.wait(timeout)
 
     @property
     def query(self):
-        """The Structured Streaming query (``lastProgress``, ``exception()``, ...)."""
+        """The Structured Streaming query (``lastProgress``, ``exception()``, ...), once started."""
         return self._query
 
     def _spawn(self, name: str, target) -> None:
@@ -111,149 +127,200 @@ class SpeedLayer:
         thread.start()
         self._threads.append(thread)
 
-    # --- the model and the update topic ----------------------------------------------------------
+    # --- start-up --------------------------------------------------------------------------------
 
-    def _load_first_model(self) -> None:
-        """Poll the registry until a champion exists, install it, then follow the update topic.
+    def _start_when_a_model_exists(self) -> None:
+        try:
+            point = self._wait_for_resume_point()
+            if point is None:
+                return
+            self._resume(point)
+            self._query = self._start_query(self.state.covered)
+            self._model_ready.set()
+            self._query_started.set()
+            if any(version != self.state.base_version for version in self._notices):
+                self._rebase()
+        except BaseException as exc:  # noqa: BLE001 (reported by await_termination)
+            self._failure = exc
+            log.exception("speed layer: start-up failed")
 
-        Micro-batches wait until the tail has caught up: folding in before the UPs already published
-        were applied would build on stale vectors.
-        """
-        from headwater.topic_tail import TopicTail
-
+    def _wait_for_resume_point(self):
         poll = max(1.0, self.config.get("headwater.speed.trigger-interval-sec"))
         attempts = 0
         while not self._stopping.is_set():
             try:
-                loaded = self._load_from_registry()
+                point = registry.resume_point(self.config)
             except Exception:  # the registry may be starting up: keep trying
-                log.exception("speed layer: loading the champion failed; retrying in %s s", poll)
-                loaded = None
-            if loaded is not None:
-                break
+                log.exception("speed layer: reading the registry failed; retrying in %s s", poll)
+                point = None
+            if point is not None:
+                return point
             if attempts % 60 == 0:
-                log.info("speed layer: no 'champion' model registered for %s yet; waiting (input stays in "
-                         "Kafka and is folded in once a model is there)", self.config.app_id)
+                log.info("speed layer: no %r model registered for %s yet; waiting (input stays in Kafka and is "
+                         "folded in once a model is there)", registry.CHAMPION, self.config.app_id)
             attempts += 1
             self._stopping.wait(poll)
-        else:
-            return
-        model, base_version, start = loaded
-        self.state.install(model, base_version, start)
+        return None
+
+    def _resume(self, point) -> None:
+        """Install the chosen version, catch up with the update topic, re-fold what was published on it."""
+        from headwater.topic_tail import TopicTail
+
+        chosen, champion = point.chosen, point.champion
+        live = self.model_class.from_registered(chosen, self.config)
+        alone = live.copy() if chosen.version == champion.version else \
+            self.model_class.from_registered(champion, self.config)
+        covered = registry.parse_offsets_tag(chosen.tags.get(registry.TAG_INPUT_OFFSETS)) or self._input_ends_at_start
+        self.state.install(live, alone, champion.version, covered, point.update_offset)
+        self.evaluation.reset(champion.version,
+                              chosen.tags.get(registry.TAG_PREQUENTIAL) if chosen.version != champion.version else None)
+        log.info("speed layer: loaded %s version %s (%s layer, base %s) covering input %s; following %s from %s",
+                 chosen.name, chosen.version, chosen.tags.get(registry.TAG_LAYER, "?"), champion.version, covered,
+                 self.config.update_topic, point.update_offset)
         self._tail = TopicTail(self.bootstrap, self.config.update_topic, self._on_update_records,
-                               start={UPDATE_PARTITION: start},
+                               start={UPDATE_PARTITION: point.update_offset},
                                poll_timeout_ms=self.config.get("headwater.kafka.poll-timeout-ms"),
-                               name="speed-update-tail")
-        self._tail.start()
+                               name="speed-update-tail").start()
         while not self._stopping.is_set() and not self._tail.caught_up():
             self._stopping.wait(0.2)
-        log.info("speed layer: caught up with %s at offset %s", self.config.update_topic, self.state.position)
-        self._model_ready.set()
-
-    def _load_from_registry(self):
-        """(model, base version, update-topic start) by the registry's resume rule; None without a champion."""
-        point = registry.resume_point(self.config)
-        if point is None:
-            return None
-        chosen = point.chosen
-        model = self.model_class.from_registered(chosen, self.config)
-        log.info("speed layer: loaded %s version %s (%s layer, base %s); following %s from offset %s",
-                 chosen.name, chosen.version, chosen.tags.get(registry.TAG_LAYER, "?"), point.champion_version,
-                 self.config.update_topic, point.update_offset)
-        return model, point.champion_version, point.update_offset
+        recorded, self._recorded = self._recorded, None
+        for record in recorded:
+            self._refold_batch(self.state.covered, record.input_offsets)
+            self.evaluation.add(record.base_version, record.events, record.scores)
+        self.state.published(max(point.update_offset, self._tail.positions.get(UPDATE_PARTITION, 0)))
+        log.info("speed layer: re-folded %d published batches; input covered up to %s", len(recorded),
+                 self.state.covered)
 
     def _on_update_records(self, records) -> None:
         for record in records:
             message = decode_update(record.value)
-            if message is not None and message.type is MessageType.MODEL and message.payload.alias == registry.CHAMPION:
-                try:
-                    self._rebase(message.payload.version)
-                except Exception:  # keep following: the next notice (or a restart) loads it
-                    log.exception("speed layer: loading champion version %s failed", message.payload.version)
-            is_up = message is not None and message.type is MessageType.UP
-            self.state.on_update(record.offset, record.key, message.payload if is_up else None)
+            if message is None:
+                continue
+            if message.type is MessageType.BATCH and self._recorded is not None \
+                    and message.payload.base_version == self.state.base_version:
+                self._recorded.append(message.payload)
+            elif message.type is MessageType.MODEL and message.payload.alias == registry.CHAMPION:
+                if not self._model_ready.is_set():
+                    self._notices.append(message.payload.version)
+                elif message.payload.version != self.state.base_version:
+                    try:
+                        self._rebase()
+                    except Exception:  # keep following: the next notice (or a restart) loads it
+                        log.exception("speed layer: rebasing on champion version %s failed", message.payload.version)
 
-    def _rebase(self, version: int) -> None:
-        if version == self.state.base_version:
-            return
+    def _rebase(self) -> None:
+        """Move to the registry's current champion and fold into it the events after its data cut-off."""
         champion = registry.download_alias(self.config, registry.CHAMPION)
         if champion is None or champion.version == self.state.base_version:
             return
-        # Loaded outside the lock so folding-in goes on meanwhile; swapped between micro-batches.
-        self.state.install(self.model_class.from_registered(champion, self.config), champion.version)
-        log.info("speed layer: rebased on champion version %s (notice for version %s)", champion.version, version)
+        # loaded outside the lock, so micro-batches go on meanwhile
+        live = self.model_class.from_registered(champion, self.config)
+        alone = live.copy()
+        cutoff = registry.parse_offsets_tag(champion.tags.get(registry.TAG_INPUT_OFFSETS))
+        with self.state.lock:
+            now = dict(self.state.covered)
+            self.state.install(live, alone, champion.version, cutoff or now, self.state.update_offset)
+            self.evaluation.reset(champion.version, None)
+            self._fold_range(cutoff or now, now, publish=True)
+        log.info("speed layer: rebased on champion version %s; re-folded the input from its cut-off %s to %s",
+                 champion.version, cutoff, now)
+
+    def _refold_batch(self, starts: dict[int, int], ends: dict[int, int]) -> None:
+        """Fold, without publishing, one micro-batch this layer published before a restart, as it was folded:
+        the same records in the same order (partition, then offset, as the Kafka source delivers them)."""
+        from headwater.kafka_admin import read_range
+
+        records = read_range(self.bootstrap, self.config.input_topic, dict(starts), ends)
+        if records:
+            lines = [None if r.value is None else r.value.decode("utf-8", "replace") for r in records]
+            self._fold_lines(lines, ends, publish=False, score=False)
+
+    def _fold_range(self, starts: dict[int, int], ends: dict[int, int], publish: bool) -> None:
+        """Fold the input records between two positions (read straight from Kafka), partition by partition
+        in pieces of at most ``max-records-per-trigger``; ``publish`` sends their UPs and BATCH records."""
+        from headwater.kafka_admin import read_range
+
+        piece = self.config.get("headwater.kafka.max-records-per-trigger")
+        for partition, end in sorted(ends.items()):
+            begin = starts.get(partition, 0)
+            while begin < end:
+                stop = min(begin + piece, end)
+                records = read_range(self.bootstrap, self.config.input_topic, {partition: begin}, {partition: stop})
+                lines = [None if r.value is None else r.value.decode("utf-8", "replace") for r in records]
+                self._fold_lines(lines, {partition: stop}, publish=publish, score=False)
+                begin = stop
 
     # --- micro-batches ---------------------------------------------------------------------------
 
-    def _starting_offsets(self) -> str:
-        """Where a query without a checkpoint starts: where the champion's training data ends.
-
-        Events after the champion's data are the speed layer's to fold in, whenever they arrived
-        (also while this process was starting); with no champion yet, the history is the batch
-        layer's to learn from and the query starts at the end.
-        """
-        champion = registry.download_alias(self.config, registry.CHAMPION)
-        offsets = (registry.parse_offsets_tag(champion.tags.get(registry.TAG_INPUT_OFFSETS))
-                   if champion is not None else None)
-        if not offsets:
-            return "latest"
-        return json.dumps({self.config.input_topic: {str(p): o for p, o in offsets.items()}})
-
-    def _start_query(self):
+    def _start_query(self, starting: dict[int, int]):
         from headwater.spark import get_spark
 
         spark = get_spark(self.config)
         kafka = self.config.section("headwater.kafka")
-        starting = self._starting_offsets()
+        offsets = json.dumps({self.config.input_topic: {str(p): o for p, o in starting.items()}})
         stream = (spark.readStream.format("headwater-kafka")
                   .option("bootstrap.servers", self.bootstrap)
                   .option("topic", self.config.input_topic)
-                  .option("startingOffsets", starting)
+                  .option("startingOffsets", offsets)
                   .option("maxRecordsPerTrigger", kafka["max-records-per-trigger"])
                   .option("maxRecordsPerSplit", kafka["max-records-per-split"])
                   .option("pollTimeoutMs", kafka["poll-timeout-ms"])
                   .load())
         interval = self.config.get("headwater.speed.trigger-interval-sec")
-        query = (stream.select("value").writeStream
-                 .queryName(f"{self.config.app_id}-speed")
-                 .option("checkpointLocation", self.config.checkpoint_uri("speed"))
+        # The layer's position lives in its snapshots and BATCH records, not in a checkpoint: each start
+        # begins where those say, with a checkpoint of its own.
+        checkpoint = f"{self.config.checkpoint_uri('speed')}/{uuid.uuid4().hex}"
+        query = (stream.select("value", "partition", "offset").writeStream
+                 .queryName(f"{self.config.app_id}-speed-{uuid.uuid4().hex[:6]}")
+                 .option("checkpointLocation", checkpoint)
                  .trigger(processingTime=f"{interval} seconds")
                  .foreachBatch(self._process_batch)
                  .start())
-        log.info("speed layer: query on %s started (trigger %s s; without a checkpoint from %s)",
-                 self.config.input_topic, interval, starting)
+        log.info("speed layer: query on %s started at %s (trigger %s s)", self.config.input_topic, starting, interval)
         return query
 
     def _process_batch(self, batch_df, batch_id: int) -> None:
-        lines = batch_df.toArrow().column("value").to_pylist()
-        if not lines:
+        if self._stopping.is_set():
+            return  # the next start resumes from the snapshot and BATCH records, not from this query
+        records = batch_df.toArrow()
+        partitions = records.column("partition").to_numpy(zero_copy_only=False)
+        offsets = records.column("offset").to_numpy(zero_copy_only=False)
+        # a rebase may have moved the live model past where the query stands: those events are in it already
+        covered = self.state.covered
+        fresh = offsets >= np.array([covered.get(int(p), 0) for p in partitions], dtype=np.int64).reshape(-1)
+        if not fresh.any():
             return
-        while not self._model_ready.wait(1.0):
-            if self._stopping.is_set():
-                raise SpeedLayerStopped("speed layer stopped while waiting for a model")
-        self.fold(lines, batch_id)
+        ends = {int(p): int(offsets[fresh & (partitions == p)].max()) + 1 for p in np.unique(partitions[fresh])}
+        lines = records.column("value").filter(pa.array(fresh)).to_pylist()
+        self.fold(lines, ends, batch_id)
 
-    def fold(self, lines: list[str | None], batch_id: int | None = None) -> int:
-        """Parse, learn and publish one batch of input lines; the number of UPs published.
-
-        Unparseable lines are skipped with a count: the batch layer's ingest records them in ``rejected``.
-        """
+    def fold(self, lines: list[str | None], ends: dict[int, int], batch_id: int | None = None) -> int:
+        """Score, learn and publish one micro-batch whose input ends at ``ends``; the number of UPs published."""
         started = time.perf_counter()
-        parsed = self.input_format.parse([line or "" for line in lines])
-        # Published under the lock: a rebase cannot slip between learning and publishing.
-        with self.state.lock:
-            payloads, key = self.state.learn(parsed.table)
-            for payload in payloads:
-                self._producer.send_bytes(self.config.update_topic, encode_up(payload, self.state.base_version),
-                                          key=key, partition=UPDATE_PARTITION)
-            self._producer.flush()
+        published, parsed = self._fold_lines(lines, ends, publish=True, score=True)
         skipped = f" ({len(parsed.rejected)} unparseable lines skipped, first: {parsed.rejected[0][1]})" \
             if parsed.rejected else ""
-        log.info("speed batch %s: folded %d events into %d updates in %.2f s%s", batch_id,
-                 parsed.table.num_rows, len(payloads), time.perf_counter() - started, skipped)
-        return len(payloads)
+        log.info("speed batch %s: folded %d events into %d updates in %.2f s%s", batch_id, parsed.table.num_rows,
+                 published, time.perf_counter() - started, skipped)
+        return published
 
-    # --- snapshots -------------------------------------------------------------------------------
+    def _fold_lines(self, lines, ends: dict[int, int], publish: bool, score: bool):
+        """Parse, (score,) learn and (publish) under the lock, so no rebase or snapshot slips in between."""
+        parsed = self.input_format.parse([line or "" for line in lines])
+        with self.state.lock:
+            scores = (prequential.summarize(self.state.score(parsed.table))
+                      if score and parsed.table.num_rows and hasattr(self.state.live, "score_many") else {})
+            payloads = self.state.learn(parsed.table, ends)
+            if not publish:
+                return 0, parsed
+            record = BatchRecord(self.state.base_version, dict(self.state.covered), parsed.table.num_rows, scores)
+            next_offset = self._publisher.publish(payloads, record)
+            if next_offset is not None:
+                self.state.published(next_offset)
+            self.evaluation.add(record.base_version, record.events if scores else 0, scores)
+        return len(payloads), parsed
+
+    # --- snapshots and live evaluation -----------------------------------------------------------
 
     def _snapshot_loop(self) -> None:
         interval = self.config.get("headwater.speed.snapshot-interval-sec")
@@ -263,42 +330,44 @@ class SpeedLayer:
             except Exception:  # a registry hiccup must not end the speed layer
                 log.exception("speed snapshot failed; retrying in %s s", interval)
 
-    def snapshot(self):
-        """Register the current model with alias ``speed``; None when nothing changed since the last one.
+    def _evaluation_loop(self) -> None:
+        while not self._stopping.wait(5.0):
+            try:
+                self.evaluation.flush()
+            except Exception:  # MLflow away: the totals stay and the next flush logs them
+                log.warning("speed layer: logging the live evaluation to MLflow failed", exc_info=True)
 
-        ``update_offset`` is the next update-topic offset the snapshot does not reflect; own UPs
-        learned after it are in the snapshot too, and replaying them in order from there is harmless.
-        """
+    def snapshot(self):
+        """Register the live model with alias ``speed``; None when nothing changed since the last one."""
         frozen = self.state.frozen()
         if frozen is None:
             return None
-        model, base_version, position, changes = frozen
-        started = time.perf_counter()
         try:
-            with tempfile.TemporaryDirectory(prefix="headwater-speed-") as tmp:
-                model.save(Path(tmp))
-                registered = registry.log_and_register(
-                    self.config, Path(tmp), self.config.app.resolve("pyfunc")(),
-                    tags={registry.TAG_LAYER: "speed", registry.TAG_BASE_VERSION: str(base_version),
-                          registry.TAG_UPDATE_OFFSET: str(position)},
-                    aliases=[registry.SPEED])
+            return register_snapshot(self.config, frozen, self.evaluation)
         except Exception:
-            self.state.unfreeze(changes)
+            self.state.unfreeze(frozen.changes)
             raise
-        log.info("speed snapshot: registered version %s (base %s, update offset %s) in %.1f s",
-                 registered.version, base_version, position, time.perf_counter() - started)
-        return registered
 
 
-def run_speed(config: Config) -> None:
-    """Run the speed layer until interrupted or its query fails."""
-    layer = SpeedLayer(config).start()
-    try:
-        layer.await_termination()
-    except KeyboardInterrupt:
-        log.info("speed layer interrupted")
-    finally:
-        layer.stop()
+def run_speed(config: Config, max_backoff_sec: float = 60.0) -> None:
+    """Run the speed layer until SIGINT/SIGTERM; after a failure, start it again (with back-off)."""
+    from headwater.spark import get_spark, stop_on_signals, wait_while_running
+
+    get_spark(config)  # the session first: its creation installs PySpark's SIGINT handler, replaced here
+    stop = stop_on_signals()
+    backoff = 1.0
+    while not stop.is_set():
+        layer = SpeedLayer(config).start()
+        try:
+            if not wait_while_running(layer.await_termination, stop):
+                log.info("speed layer interrupted")
+            return
+        except Exception:
+            log.exception("speed layer failed; starting again in %.0f s (it resumes from its snapshot)", backoff)
+        finally:
+            layer.stop()
+        stop.wait(backoff)
+        backoff = min(backoff * 2, max_backoff_sec)
 
 
-__all__ = ["SpeedLayer", "SpeedLayerStopped", "run_speed"]
+__all__ = ["SpeedLayer", "run_speed"]

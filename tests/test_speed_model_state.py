@@ -1,72 +1,54 @@
-"""ModelState: which update-topic records the speed layer applies, and what a snapshot records."""
+"""ModelState: the live model and the champion alone, the input they cover, what a snapshot freezes."""
 from __future__ import annotations
+
+import numpy as np
 
 from speed_layer.model_state import ModelState
 
 
-class Recorder:
-    """A toy speed model: remembers payloads by id, learns one payload per event."""
+class Counter:
+    """A toy speed model: counts events; its score is 1 for every event (so sums count events)."""
 
-    def __init__(self, values=None):
-        self.values = dict(values or {})
+    def __init__(self, n: int = 0):
+        self.n = n
 
     def learn_many(self, events):
-        payloads = [[event, f"learned-{event}"] for event in events]
-        for payload in payloads:
-            self.apply_update(payload)
-        return payloads
+        self.n += len(events)
+        return [self.n]
 
-    def apply_update(self, payload):
-        if len(payload) != 2:
-            raise ValueError("bad payload")
-        self.values[payload[0]] = payload[1]
+    def score_many(self, events):
+        return {"error": np.ones(len(events))}
 
     def copy(self):
-        return Recorder(self.values)
+        return Counter(self.n)
 
 
-def test_own_records_of_the_current_model_are_skipped_others_applied():
-    state = ModelState("speed-a")
-    state.install(Recorder(), base_version=1, position=5)
-    payloads, key = state.learn(["u1"])
-    # another process overwrote u1 after us: applied; our own older record replayed: skipped
-    state.on_update(5, key, payloads[0])
-    state.on_update(6, b"speed-b/0", ["u1", "from-b"])
-    state.on_update(7, key, ["u1", "stale-own"])
-    assert state.model.values["u1"] == "from-b"
-    assert state.position == 8
-
-
-def test_own_records_learned_on_the_previous_model_are_applied_after_a_rebase():
-    state = ModelState("speed-a")
-    state.install(Recorder(), base_version=1, position=0)
-    payloads, old_key = state.learn(["u1"])
-    state.install(Recorder({"u9": "champion"}), base_version=2)  # the MODEL notice was read
-    assert state.generation == 1 and state.key() != old_key and state.position == 0
-    # learned on version 1 but after the notice on the topic: serving applies it to version 2, so do we
-    state.on_update(3, old_key, payloads[0])
-    assert state.model.values == {"u9": "champion", "u1": "learned-u1"}
-
-
-def test_bad_and_non_up_records_only_advance_the_position():
-    state = ModelState("speed-a")
-    state.install(Recorder(), base_version=1, position=0)
-    state.on_update(0, None, ["too", "many", "fields"])
-    state.on_update(1, None, None)
-    assert state.model.values == {} and state.position == 2 and state.changes == 0
+def test_learning_moves_the_live_model_and_the_covered_input_not_the_champion():
+    state = ModelState()
+    state.install(Counter(5), Counter(5), base_version=2, covered={0: 10, 1: 4})
+    assert state.score(["a", "b"])["champion"]["error"].sum() == 2
+    assert state.learn(["a", "b"], covered={1: 6}) == [7]
+    assert (state.live.n, state.champion.n, state.covered) == (7, 5, {0: 10, 1: 6})
 
 
 def test_snapshots_freeze_a_copy_and_only_when_something_changed():
-    state = ModelState("speed-a")
+    state = ModelState()
     assert state.frozen() is None
-    state.install(Recorder(), base_version=3, position=10)
+    state.install(Counter(), Counter(), base_version=3, covered={0: 0}, update_offset=10)
     assert state.frozen() is None
-    state.learn(["u1", "u2"])
-    state.on_update(10, b"other", ["u3", "x"])
-    model, base, position, changes = state.frozen()
-    assert (base, position, changes) == (3, 11, 3)
-    state.learn(["u4"])
-    assert "u4" not in model.values  # an independent copy
-    assert state.frozen()[3] == 1
+    state.learn(["u1", "u2"], covered={0: 2})
+    state.published(14)
+    frozen = state.frozen()
+    assert (frozen.base_version, frozen.covered, frozen.update_offset, frozen.changes) == (3, {0: 2}, 14, 1)
+    state.learn(["u4"], covered={0: 3})
+    assert frozen.model.n == 2 and frozen.covered == {0: 2}  # independent of what came after
     state.unfreeze(5)  # a failed registration counts its changes again
-    assert state.frozen()[3] == 5
+    assert state.frozen().changes == 6
+
+
+def test_a_rebase_replaces_both_models_and_their_position():
+    state = ModelState()
+    state.install(Counter(), Counter(), base_version=1, covered={0: 50}, update_offset=7)
+    state.learn(["x"], covered={0: 51})
+    state.install(Counter(100), Counter(100), base_version=2, covered={0: 40}, update_offset=state.update_offset)
+    assert (state.base_version, state.covered, state.update_offset, state.changes) == (2, {0: 40}, 7, 0)

@@ -88,7 +88,7 @@ def test_points_streamed_through_kafka_move_the_served_centre(broker_config, spa
         assert after == pytest.approx(np.linalg.norm(expected - np.array(PROBE)))
         # speed and serving hold the same model
         with layer.state.lock:
-            np.testing.assert_array_equal(layer.state.model.clusters.centers, served.centers)
+            np.testing.assert_array_equal(layer.state.live.clusters.centers, served.centers)
 
         def moved_snapshot():
             snapshot = registry.download_alias(config, "speed")

@@ -19,6 +19,13 @@ class KeyMeansSpeedModel:
             m.sums[key] = m.sums.get(key, 0.0) + value
         return [encode(k, m.counts[k], m.sums[k]) for k in sorted(set(parsed.column("key").to_pylist()))]
 
+    def score_many(self, parsed) -> dict:
+        import numpy as np
+
+        estimates = [self.model.estimate(k) for k in parsed.column("key").to_pylist()]
+        predicted = np.array([np.nan if e is None else e for e in estimates], dtype=float)
+        return {"squared_error": (predicted - parsed.column("value").to_numpy(zero_copy_only=False)) ** 2}
+
     def apply_update(self, payload) -> None:
         key, count, total = decode(payload)
         self.model.counts[key], self.model.sums[key] = count, total

@@ -1,0 +1,76 @@
+"""The live (prequential) evaluation of the champion being served: totals per model, logged to MLflow over time.
+
+Each published micro-batch adds its scores (live model and champion alone, on the same events,
+before learning them). The totals survive a restart exactly once: a speed snapshot records them
+(tag ``headwater.prequential``) and the BATCH records after it add the rest. A background thread
+logs the running figures to the run ``speed live evaluation v<N>`` of the champion's experiment,
+step = events scored, so the MLflow UI charts "batch + speed" beside "champion alone".
+
+>>> evaluation = LiveEvaluation(config=None)
+>>> evaluation.reset(7, "")
+>>> evaluation.add(7, 2, {"live": {"error": [0.0, 2.0]}, "champion": {"error": [1.0, 2.0]}})
+>>> evaluation.figures()
+{'live': {'accuracy': 1.0}, 'champion': {'accuracy': 0.5}}
+>>> prequential.parse_totals_tag(evaluation.tag())
+(2, {'live': {'error': [0.0, 2.0]}, 'champion': {'error': [1.0, 2.0]}})
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from headwater import prequential, registry
+
+log = logging.getLogger(__name__)
+
+TAG = registry.TAG_PREQUENTIAL
+
+
+class LiveEvaluation:
+    def __init__(self, config) -> None:
+        self.config = config
+        self.lock = threading.Lock()
+        self.base_version: int | None = None
+        self.events = 0
+        self.totals: prequential.Totals = {}
+        self._logged_events = 0
+        self._runs: dict[int, str] = {}  # base version -> its live evaluation run
+
+    def reset(self, base_version: int, tag: str | None) -> None:
+        """Start the totals of a champion, from a snapshot's tag when it has one."""
+        with self.lock:
+            self.base_version = base_version
+            self.events, self.totals = prequential.parse_totals_tag(tag)
+            self._logged_events = self.events
+
+    def add(self, base_version: int, events: int, totals: prequential.Totals) -> None:
+        with self.lock:
+            if base_version != self.base_version:
+                return
+            self.events += events
+            self.totals = prequential.merge(self.totals, totals)
+
+    def tag(self) -> str:
+        with self.lock:
+            return prequential.totals_tag(self.events, self.totals)
+
+    def figures(self) -> dict[str, dict[str, float]]:
+        with self.lock:
+            return prequential.readable(self.totals)
+
+    def flat_figures(self) -> dict[str, float]:
+        return {f"{model}_{name}": value for model, values in self.figures().items() for name, value in values.items()}
+
+    def flush(self) -> None:
+        """Log the current figures to MLflow if events were scored since the last flush."""
+        with self.lock:
+            base, events = self.base_version, self.events
+        if base is None or events == self._logged_events:
+            return
+        if base not in self._runs:
+            self._runs[base] = registry.live_evaluation_run(self.config, base)
+        registry.log_metrics(self.config, self._runs[base], self.flat_figures(), step=events)
+        self._logged_events = events
+
+
+__all__ = ["TAG", "LiveEvaluation"]
