@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 from kafka import TopicPartition
+from kafka.errors import KafkaError
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows, SupportsTriggerAvailableNow
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType, TimestampType
@@ -245,6 +246,24 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self._available_now_ends = self._true_ends()
 
     def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+        try:
+            return self._latest_offset(start, limit)
+        except KafkaError as exc:
+            # the broker is away (restarting, a network cut): no new batch now; a later trigger asks again
+            log.warning("topic %s: cannot read offsets (%s: %s); no new batch until the broker answers",
+                        self.options.topic, type(exc).__name__, exc)
+            self._close_driver_consumer()
+            return start
+
+    def _close_driver_consumer(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except Exception:  # closing a consumer of a broker that is gone may fail; it is dropped anyway
+                log.debug("closing the offset consumer failed", exc_info=True)
+            self._consumer = None
+
+    def _latest_offset(self, start: dict, limit: ReadLimit) -> dict:
         starts = decode_offsets(start)
         ends = self._true_ends()
         if not ends:
@@ -339,10 +358,17 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         """After polls without progress: True (and a warning) if the partition now ends before the range.
 
         Only then are the records gone (topic recreated); otherwise the broker is merely slow and
-        giving up would lose records, so the caller keeps polling.
+        giving up would lose records, so the caller keeps polling (also while the broker is away).
         """
-        end = true_end_offsets(self.options.bootstrap_servers, partition.topic, [partition.partition],
-                               RESET_PROBE_TIMEOUT_MS)
+        try:
+            end = true_end_offsets(self.options.bootstrap_servers, partition.topic, [partition.partition],
+                                   RESET_PROBE_TIMEOUT_MS)
+        except KafkaError as exc:
+            log.warning("topic %s partition %d: cannot read its end (%s); polling on", partition.topic,
+                        partition.partition, type(exc).__name__)
+            return False
+        if partition.partition not in end:  # the topic is gone for now (a restarted broker recreates it)
+            return False
         if end[partition.partition] >= partition.end:
             return False
         self._data_lost(f"topic {partition.topic} partition {partition.partition}: offsets {partition.start} to "
@@ -351,9 +377,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return True
 
     def stop(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        self._close_driver_consumer()
 
 
 def records_to_arrow(records: list) -> pa.RecordBatch:

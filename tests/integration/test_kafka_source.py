@@ -225,8 +225,8 @@ def test_a_recreated_topic_with_fewer_records_is_read_from_its_beginning(spark, 
         # by default the records lost with the old topic fail the query, naming the way on
         query = (stream(spark, bootstrap, topic).writeStream.foreachBatch(Batches())
                  .option("checkpointLocation", str(tmp_path / "ck")).trigger(availableNow=True).start())
-        query.awaitTermination(120)
-        assert "fail-on-data-loss = false" in str(query.exception())
+        with pytest.raises(Exception, match="fail-on-data-loss = false"):
+            query.awaitTermination(120)
         lenient = {"failOnDataLoss": "false"}
         after = run_available_now(spark, bootstrap, topic, tmp_path / "ck", **lenient).all()
         assert sorted(r["value"] for r in after) == sorted(f"after{i}" for i in range(6))
