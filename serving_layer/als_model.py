@@ -41,6 +41,7 @@ class ALSServingModel:
         self.known_items: dict[str, frozenset[str]] = {u: frozenset(s) for u, s in factors.known_items.items()}
         self.updates_applied = 0
         self.last_update_time: float | None = None
+        self.recent_users: set[str] = set()  # users UPs added after the load (see retain_recent)
         self._solver: tuple[int, GramianSolver] | None = None
         self._counts: tuple[int, Counter, Counter] | None = None
         self._write_lock = threading.Lock()
@@ -66,6 +67,8 @@ class ALSServingModel:
         update = updates.decode(payload)
         with self._write_lock:
             if update.side == updates.USER:
+                if update.id not in self.users.index:
+                    self.recent_users.add(update.id)
                 self.users.upsert(update.id, update.vector)
                 if update.others is not None:
                     self.known_items[update.id] = frozenset(update.others)
@@ -76,6 +79,28 @@ class ALSServingModel:
                         self.known_items[user] = self.known_items.get(user, frozenset()) | {update.id}
             self.updates_applied += 1
             self.last_update_time = time.time()
+
+    def retain_recent(self, previous: ALSServingModel) -> int:
+        """Carry over the users ``previous`` learned from UPs that this (new) model lacks; how many.
+
+        Oryx's "retain recent": a user the speed layer learned after the new champion's data cut-off
+        is not in it, and would answer 404 until the speed layer's UPs on the new champion arrive. So
+        such a user gets a vector folded in from its known items on this model's items (as for an
+        anonymous user) until those UPs replace it.
+        """
+        carried = 0
+        for user in sorted(previous.recent_users):
+            known = previous.known_items.get(user)
+            if user in self.users.index or not known:
+                continue
+            vector = self.anonymous_vector([(item, 1.0) for item in sorted(known)])
+            if vector is None:
+                continue
+            self.users.upsert(user, vector)
+            self.known_items[user] = known
+            self.recent_users.add(user)
+            carried += 1
+        return carried
 
     def state_summary(self) -> dict:
         users, items = self.users.view, self.items.view

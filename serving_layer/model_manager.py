@@ -16,6 +16,9 @@ loader thread for a load.
   (under the lock that orders UPs, so none falls between).
 - UPs carry the champion version they were computed on (``base``); a UP of another base (learned on
   the previous champion, or on the next one before this replica loaded it) is not applied, and counted.
+- A model class with ``retain_recent(previous)`` keeps, in a new champion, what the served model learned
+  from UPs and the new one lacks (ALS: users learned after the new champion's cut-off), until the
+  speed layer's UPs on the new champion replace it: such a user does not answer 404 in between.
 - Loads retry with back-off while the registry is unreachable or a download fails, so ``/ready``
   recovers by itself once MLflow is back. Whatever a record or a load raises, the served model and
   the manager's state stay as they were.
@@ -203,6 +206,11 @@ class ModelManager:
 
     def _install(self, model, champion_version: int) -> None:
         with self._lock:
+            retain = getattr(model, "retain_recent", None)
+            if retain is not None and self.model is not None and type(self.model) is type(model):
+                carried = retain(self.model)
+                if carried:
+                    log.info("kept %d ids learned since the last load that the new model lacks", carried)
             if self._pending:
                 self._apply_to(model, champion_version, self._pending)
             # another notice came during this load: the load it asked for needs the UPs kept so far too
