@@ -7,7 +7,7 @@ APP ?= als
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: run test bench lint venv java-check stack-down clean
+.PHONY: run test fuzz bench lint venv java-check stack-down clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ run: venv $(VENV)/.installed-demo java-check
 test: venv java-check
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
+
+# The property tests of `make test` (Hypothesis: every input format, every REST route) run far longer:
+# 20,000 examples per property instead of 200.
+fuzz: venv
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/test_input_properties.py \
+	  tests/test_serving_hostile.py --hypothesis-show-statistics
 
 bench: venv $(VENV)/.installed-bench java-check
 	@for b in $(filter-out bench/benchlib.py,$(wildcard bench/*.py)); do echo "== $$b" >&2; $(PY) $$b || exit 1; done

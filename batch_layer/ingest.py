@@ -1,15 +1,18 @@
 """Exactly-once ingestion: Kafka ``<id>.input`` -> Delta ``events`` (parsed) and ``rejected`` (with reason).
 
 A Structured Streaming query reads the input topic with headwater's Kafka data source, parses each
-Arrow batch with the app's input format in the executors (``mapInArrow``), and in ``foreachBatch``
-the executors write the valid rows as Parquet files of ``events`` and the bad ones as files of
-``rejected``, straight to the tables' storage (:func:`write_batch_files`); the driver receives only
-the files' metadata (a few hundred bytes per file, however many rows) and commits each table's
-files in one Delta transaction carrying the ``txn`` (``<id>-ingest``, batch id). Spark replays the
+Arrow batch with the app's input format in the executors (``mapInArrow``; no line can make parsing
+raise, see :func:`headwater.input_format.safe_parse`), and in ``foreachBatch`` the executors write
+the valid rows as Parquet files of ``events`` and the bad ones as files of ``rejected``, straight
+to the tables' storage (:func:`write_batch_files`); the driver receives only the files' metadata (a
+few hundred bytes per file, however many rows) and commits each table's files in one Delta
+transaction carrying the ``txn`` (``<id>-ingest``, batch id), ``rejected`` first. Spark replays the
 last micro-batch after a crash with the same offsets, and a batch already committed is skipped
 table by table (its files are not even written again), so a crash between the two commits is
-repaired on replay and no Kafka offset lands twice. Files written by a batch that never committed
-belong to no table version; ``headwater maintain`` vacuums them.
+repaired on replay and no Kafka offset lands twice. Every batch commits to ``events``, even with no
+valid row, with its batch id and end offsets in the commit's metadata, so that start-up can check
+that the checkpoint and the tables agree (:mod:`batch_layer.ingest_checkpoint`). Files written by
+a batch that never committed belong to no table version; ``headwater maintain`` vacuums them.
 
 The files are written with pyarrow through delta-rs's object-store layer, also when delta-spark is
 on the classpath: one write path keeps one tested idempotence mechanism. (delta-spark's
@@ -39,8 +42,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batch_layer.ingest_checkpoint import (
+    check_agreement,
+    commit_metadata,
+    planned_offsets,
+    read_checkpoint_log,
+    table_ingest_point,
+)
 from headwater import delta_tables
 from headwater.config import Config
+from headwater.input_format import safe_parse
 
 log = logging.getLogger("headwater.ingest")
 
@@ -49,10 +60,6 @@ REASON = "reject_reason"
 # Oryx uses the arrival time for ALS events that carry no timestamp.
 EVENT_TIME = "event_time_ms"
 NO_VALUE = "the Kafka record has no value"
-
-
-class CheckpointMissingError(RuntimeError):
-    """The tables hold ingested batches but the query's checkpoint is gone: restarting would skip data."""
 
 
 def parsed_record_schema(parsed: pa.Schema) -> pa.Schema:
@@ -66,7 +73,7 @@ def parse_record_batch(records: pa.RecordBatch, input_format) -> pa.RecordBatch:
     """Parse one batch of Kafka records; rows that fail keep their line and get a reason."""
     values = records.column("value")
     lines = values.fill_null("").to_pylist()
-    parsed = input_format.parse(lines)
+    parsed = safe_parse(input_format, lines)
     # Spread the parsed rows back over all records: a null take index gives a null row.
     positions = np.full(len(lines), -1, np.int64)
     positions[parsed.table.column("line_index").to_numpy()] = np.arange(parsed.table.num_rows)
@@ -139,6 +146,7 @@ class IngestBatchWriter:
 
     def __init__(self, config: Config, parsed: pa.Schema):
         self.app_id = f"{config.app_id}-ingest"
+        self.checkpoint = config.checkpoint_uri("ingest")
         self.events_uri = config.table_uri(delta_tables.EVENTS)
         self.rejected_uri = config.table_uri(delta_tables.REJECTED)
         self.storage_options = delta_tables.storage_options(config)
@@ -178,32 +186,38 @@ class IngestBatchWriter:
             log.info("ingest batch %d: a replay, already committed", batch_id)
             return
         files = batch_df.mapInArrow(self.file_writer(batch_id, pending), from_arrow_schema(FILE_METADATA)).toArrow()
-        events, rejected = self.commit(files, batch_id)
+        end_offsets = planned_offsets(batch_df.sparkSession, self.checkpoint, batch_id)
+        events, rejected = self.commit(files, batch_id, end_offsets)
         log.info("ingest batch %d: %d events, %d rejected in %.2f s (%d files; the driver received %d bytes of "
                  "file metadata)", batch_id, events, rejected, time.monotonic() - started, files.num_rows,
                  files.nbytes)
 
-    def write(self, rows: pa.Table, batch_id: int) -> tuple[int, int]:
+    def write(self, rows: pa.Table, batch_id: int, end_offsets: dict[int, int] | None = None) -> tuple[int, int]:
         """Write and commit one parsed micro-batch held here (tests, tools); returns (events, rejected) written now."""
         pending = self.pending_tables(batch_id)
         files = pa.Table.from_batches(list(self.file_writer(batch_id, pending)(rows.to_batches())),
                                       schema=FILE_METADATA)
-        return self.commit(files, batch_id)
+        return self.commit(files, batch_id, end_offsets)
 
-    def commit(self, files: pa.Table, batch_id: int, custom_metadata: dict | None = None) -> tuple[int, int]:
-        """Commit each table's files of ``batch_id`` in one transaction; returns the (events, rejected) committed."""
-        written = []
-        for name, (uri, schema) in self.tables.items():
+    def commit(self, files: pa.Table, batch_id: int, end_offsets: dict[int, int] | None = None) -> tuple[int, int]:
+        """Commit each table's files of ``batch_id`` in one transaction; returns the (events, rejected) committed.
+
+        ``rejected`` first: the ``events`` commit, made for every batch, marks the batch as written.
+        """
+        metadata = commit_metadata(batch_id, end_offsets)
+        written = {}
+        for name in (delta_tables.REJECTED, delta_tables.EVENTS):
+            uri, schema = self.tables[name]
             mine = [f for f in files.to_pylist() if f["table"] == name]
             for f in mine:
                 f["partition_values"] = json.loads(f["partition_values"])
             done = delta_tables.commit_files(uri, schema, mine, self.app_id, batch_id, delta_tables.PARTITION_BY,
-                                             self.storage_options, custom_metadata)
-            written.append(sum(f["num_records"] for f in mine) if done else 0)
+                                             self.storage_options, metadata, commit_empty=name == delta_tables.EVENTS)
+            written[name] = sum(f["num_records"] for f in mine) if done else 0
         self.totals.batches += 1
-        self.totals.events += written[0]
-        self.totals.rejected += written[1]
-        return written[0], written[1]
+        self.totals.events += written[delta_tables.EVENTS]
+        self.totals.rejected += written[delta_tables.REJECTED]
+        return written[delta_tables.EVENTS], written[delta_tables.REJECTED]
 
 
 def _start(config: Config, once: bool):
@@ -216,8 +230,8 @@ def _start(config: Config, once: bool):
     spark = get_spark(config)
     input_format = config.app.make_input_format(config)
     writer = IngestBatchWriter(config, input_format.schema)
-    checkpoint = config.checkpoint_uri("ingest")
-    _check_checkpoint(spark, checkpoint, writer)
+    checkpoint = writer.checkpoint
+    _check_checkpoint(spark, writer)
     writer.ensure_tables()
     kafka = config.section("headwater.kafka")
     ensure_topics(kafka["bootstrap-servers"], {config.input_topic: kafka["input-partitions"]})
@@ -228,6 +242,7 @@ def _start(config: Config, once: bool):
                .option("maxRecordsPerTrigger", kafka["max-records-per-trigger"])
                .option("maxRecordsPerSplit", kafka["max-records-per-split"])
                .option("pollTimeoutMs", kafka["poll-timeout-ms"])
+               .option("failOnDataLoss", str(kafka["fail-on-data-loss"]).lower())
                .load())
     parsed = records.mapInArrow(functools.partial(parse_records, input_format=input_format),
                                 from_arrow_schema(parsed_record_schema(input_format.schema)))
@@ -243,19 +258,12 @@ def _start(config: Config, once: bool):
     return query, writer
 
 
-def _check_checkpoint(spark, checkpoint: str, writer: IngestBatchWriter) -> None:
-    # A new checkpoint restarts batch ids at 0, which the tables' txn versions would treat as
-    # already written: every event up to the old batch id would be silently skipped.
-    table = delta_tables.open_table(writer.events_uri, storage_options=writer.storage_options)
-    done = table.transaction_version(writer.app_id) if table is not None else None
-    if done is None:
-        return
-    jvm = spark._jvm
-    offsets = jvm.org.apache.hadoop.fs.Path(f"{checkpoint.rstrip('/')}/offsets")
-    if not offsets.getFileSystem(spark._jsc.hadoopConfiguration()).exists(offsets):
-        raise CheckpointMissingError(
-            f"{writer.events_uri} holds ingest batches up to {done} but the checkpoint {checkpoint} is "
-            f"missing; restore it, or ingest under a new headwater.id")
+def _check_checkpoint(spark, writer: IngestBatchWriter) -> None:
+    """Stop before starting when the checkpoint and the tables disagree (see :mod:`batch_layer.ingest_checkpoint`)."""
+    table = table_ingest_point(delta_tables.open_table(writer.events_uri, storage_options=writer.storage_options),
+                               writer.app_id)
+    wanted = () if table.batch is None else (table.batch,)
+    check_agreement(read_checkpoint_log(spark, writer.checkpoint, wanted), table, writer.checkpoint, writer.events_uri)
 
 
 def run_ingest(config: Config, once: bool = False) -> IngestTotals:

@@ -6,9 +6,10 @@ nested MLflow run) → pick the best (higher score is better) → gate it → re
 
 The gate refuses promotion when the best score is below ``headwater.ml.eval.threshold``, does not beat
 the app's baseline (``BatchApp.baseline``: most popular, biases only, one cluster, majority class),
-scored on the same test split (``headwater.ml.eval.beat-baseline``), or is below the current champion's
+scored on the same test split (``headwater.ml.eval.beat-baseline``), is below the current champion's
 score *on the same test split* by more than ``headwater.ml.eval.max-regression`` (an absolute difference
-of scores). Either way the parent run records ``promoted`` and ``reason``, the baseline's metrics
+of scores), or when the current champion cannot be evaluated (then nothing shows the candidate is not
+worse). Either way the parent run records ``promoted`` and ``reason``, the baseline's metrics
 (``baseline_*``) beside the candidates', and the best candidate is registered (tags ``layer=batch``,
 ``delta_version``, row counts) so it can be inspected or promoted by hand; only a promoted version gets
 the ``champion`` alias and a MODEL notice on the update topic.
@@ -17,6 +18,12 @@ Refit (``headwater.ml.eval.refit``, on by default): the chosen hyperparameters a
 all of the version's data (``BatchApp.all_training_data``) and that model is registered, so the newest
 events are in the champion; the metrics logged stay the held-out ones of the candidate. A refit
 champion has seen part of any later test split, so its score there is logged but not compared.
+
+Promotion is three steps in this order: ``before_promotion(version)`` (the runner tags the version
+with the update topic's end, ``update_offset``), the ``champion`` alias moves, ``publish`` sends the
+MODEL notice. A layer that (re)starts between two steps finds a consistent registry: the old champion,
+or the new one with its ``update_offset``. If a step fails, the alias is put back (or never moved), the
+old champion keeps serving, and the run records why.
 
 An app subclasses :class:`headwater.api.BatchApp` and implements only the model-specific steps; what
 they derive from one split (id maps, encodings, samples) comes back from ``prepare`` as a
@@ -31,6 +38,7 @@ they derive from one split (id maps, encodings, samples) comes back from ``prepa
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import tempfile
@@ -101,10 +109,12 @@ def promotion_decision(score: float | None, threshold: float | None, champion_sc
 class MLUpdate:
     """Runs one generation of ``app`` on a version of the data; ``publish`` announces a promotion."""
 
-    def __init__(self, app: BatchApp, config: Config, publish: Callable[[ModelNotice], None] | None = None):
+    def __init__(self, app: BatchApp, config: Config, publish: Callable[[ModelNotice], None] | None = None,
+                 before_promotion: Callable[[int], None] | None = None):
         self.app = app
         self.config = config
         self.publish = publish
+        self.before_promotion = before_promotion
         self.state_class = config.app.resolve("state")
 
     def run(self, data, delta_version: int | None, input_offsets: dict[int, int] | None = None,
@@ -140,8 +150,8 @@ class MLUpdate:
         finally:
             for frame in (test, train, data):
                 frame.unpersist()
-        if result.promoted and self.publish is not None:
-            self.publish(ModelNotice(result.registered.name, result.registered.version, delta_version))
+        if result.promoted:
+            result = self._promote(result, delta_version)
         log.info("batch generation on delta version %s: %s (%s)", delta_version,
                  "promoted" if result.promoted else "not promoted", result.reason)
         return result
@@ -207,6 +217,8 @@ class MLUpdate:
             best.score if best else None, self.config.get("headwater.ml.eval.threshold"), compared,
             self.config.get("headwater.ml.eval.max-regression"), champion_version,
             None if baseline_score is None or math.isnan(baseline_score) else baseline_score)
+        if champion_version is not None and champion_metrics is None and promoted:
+            promoted, reason = False, "not compared with the champion, so not promoted"
         reason += champion_note
         mlflow.log_figure(evaluation_figure([(c.hyperparams, c.metrics) for c in candidates],
                                             best.index if best else None, champion_metrics,
@@ -227,11 +239,40 @@ class MLUpdate:
                 self.app.save_model(model, model_split, Path(directory))
                 registered = registry.log_and_register(
                     self.config, Path(directory), self.config.app.resolve("pyfunc")(), tags,
-                    aliases=[registry.CHAMPION] if promoted else [], run_id=run_id,
-                    signature=self.app.model_signature(model))
+                    aliases=[], run_id=run_id, signature=self.app.model_signature(model))
         mlflow.set_tags({"promoted": str(promoted).lower(), "reason": reason[:5000],
                          "registered_version": registered.version if registered else "none"})
         return UpdateResult(run_id, promoted, reason, candidates, best, registered, champion_version, champion_metrics)
+
+    def _promote(self, result: UpdateResult, delta_version) -> UpdateResult:
+        """Tag, move the alias, announce (see the module docstring); a failure leaves the old champion."""
+        version = result.registered.version
+        previous = registry.get_alias_version(self.config, registry.CHAMPION)
+        try:
+            if self.before_promotion is not None:
+                self.before_promotion(version)
+            registry.set_alias(self.config, registry.CHAMPION, version)
+            try:
+                if self.publish is not None:
+                    self.publish(ModelNotice(result.registered.name, version, delta_version))
+            except Exception:
+                self._restore_champion(previous)
+                raise
+        except Exception as exc:  # the generation's model stays registered; the old champion serves on
+            log.exception("promoting version %s failed; champion version %s stays", version, previous)
+            reason = (f"{result.reason}; promotion failed, champion version {previous} stays: "
+                      f"{type(exc).__name__}: {exc}")
+            registry.client(self.config).set_tag(result.run_id, "promoted", "false")
+            registry.client(self.config).set_tag(result.run_id, "reason", reason[:5000])
+            return dataclasses.replace(result, promoted=False, reason=reason)
+        return result
+
+    def _restore_champion(self, previous: int | None) -> None:
+        if previous is None:
+            registry.client(self.config).delete_registered_model_alias(registry.registered_model_name(self.config),
+                                                                       registry.CHAMPION)
+        else:
+            registry.set_alias(self.config, registry.CHAMPION, previous)
 
     def _evaluate_champion(self, split: SplitData) -> tuple[int | None, dict[str, float] | None, str, bool]:
         """(version, metrics on this split, a note for the reason, whether the gate may compare the score)."""
@@ -240,7 +281,7 @@ class MLUpdate:
             return None, None, "", False
         try:
             metrics = self.app.evaluate(self.state_class.load(champion.path), split)
-        except Exception as exc:  # an unreadable champion should be replaced, not block every update
+        except Exception as exc:  # recorded; without a comparison the candidate is not promoted
             log.exception("champion version %s could not be evaluated", champion.version)
             return (champion.version, None, f" (champion version {champion.version} could not be evaluated: {exc})",
                     False)

@@ -23,22 +23,26 @@ from headwater.messages import ModelNotice, encode_model_notice
 log = logging.getLogger(__name__)
 
 
-def publish_model_notice(config: Config, notice: ModelNotice) -> None:
-    """Send a MODEL notice on ``<id>.update`` (creating the topic if needed) and wait until it is written.
+def tag_update_offset(config: Config, version: int) -> None:
+    """Tag a version about to become champion with the update topic's current end (``update_offset``).
 
-    First the new champion is tagged with the update topic's current end: UP messages before it
-    were computed on older models, so the serving and speed layers start the new champion there
-    instead of replaying the whole topic onto it.
+    UP messages before it were computed on older models, so the serving and speed layers start the new
+    champion there instead of replaying the whole topic onto it. Done before the alias moves: a layer
+    that loads the new champion always finds the tag.
     """
     from headwater.kafka_admin import ensure_topics, true_end_offsets
-    from headwater.kafka_producer import LineProducer
     from headwater.registry import TAG_UPDATE_OFFSET, offsets_tag, set_version_tag
 
     bootstrap = config.get("headwater.kafka.bootstrap-servers")
     ensure_topics(bootstrap, {config.update_topic: config.get("headwater.kafka.update-partitions")})
-    ends = true_end_offsets(bootstrap, config.update_topic)
-    set_version_tag(config, notice.version, TAG_UPDATE_OFFSET, offsets_tag(ends))
-    with LineProducer(bootstrap) as producer:
+    set_version_tag(config, version, TAG_UPDATE_OFFSET, offsets_tag(true_end_offsets(bootstrap, config.update_topic)))
+
+
+def publish_model_notice(config: Config, notice: ModelNotice) -> None:
+    """Send a MODEL notice on ``<id>.update`` and wait until the broker acknowledged it (or raise)."""
+    from headwater.kafka_producer import LineProducer
+
+    with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
         producer.send_bytes(config.update_topic, encode_model_notice(notice)).get(timeout=30)
     log.info("published MODEL notice for %s version %s on %s", notice.model_name, notice.version,
              config.update_topic)
@@ -47,7 +51,8 @@ def publish_model_notice(config: Config, notice: ModelNotice) -> None:
 def run_batch_once(config: Config, publish: Callable[[ModelNotice], None] | None = None) -> UpdateResult | None:
     """One generation on the latest ``events`` version; None when there are no events yet.
 
-    A promotion is announced by ``publish`` (default: a MODEL notice on ``<id>.update``).
+    A promotion is announced by ``publish`` (default: the ``update_offset`` tag, then a MODEL notice on
+    ``<id>.update``; a ``publish`` of one's own gets no tag).
     """
     from deltalake import DeltaTable
 
@@ -66,10 +71,14 @@ def run_batch_once(config: Config, publish: Callable[[ModelNotice], None] | None
         return None
     from batch_layer.recency import recent_events
 
-    publish = publish or (lambda notice: publish_model_notice(config, notice))
+    before_promotion = None
+    if publish is None:
+        publish, before_promotion = (lambda notice: publish_model_notice(config, notice),
+                                     lambda version: tag_update_offset(config, version))
     offsets = input_offsets(data)   # of every event: the speed layer starts after all of them
     data, window = recent_events(config, data)
-    return MLUpdate(config.app.resolve("batch")(config), config, publish).run(data, version, offsets, window)
+    update = MLUpdate(config.app.resolve("batch")(config), config, publish, before_promotion)
+    return update.run(data, version, offsets, window)
 
 
 def input_offsets(events) -> dict[int, int]:

@@ -10,7 +10,9 @@ the pyfunc check uses the configured tracking store (a sqlite URI in tests).
 3. the serving model and a second speed model reach the speed model's state from those UPs, and
    applying them twice changes nothing (idempotence);
 4. a speed model's copy is independent of the model it was copied from;
-5. the saved state registers as an MLflow pyfunc model that loads back.
+5. the saved state registers as an MLflow pyfunc model that loads back;
+6. the input format turns hostile lines (:data:`HOSTILE_LINES`) into rows or rejections without
+   raising, one answer per line.
 """
 from __future__ import annotations
 
@@ -25,6 +27,14 @@ from headwater.api import App, AppExample
 from headwater.messages import MessageType, decode_update, encode_up
 from headwater.registry import RegisteredModel
 
+# Lines that stopped or could stop a parser: deep JSON nesting, numbers that overflow float, int64
+# or int(), digits that pass isdigit() but not int(), quotes, control characters, a lone surrogate
+# (JSON "\ud800"), over-long ids and lines.
+HOSTILE_LINES = ["[" * 3000, "[" * 3000 + ",i1", "u1,i1,1,99999999999999999999", "u1,i1,1e300", "1e999,1e999",
+                 "u" * 5000 + ",i1", '["\\ud800", "i1"]', "\ud800,\udfff", "\ud800,1", "u1,i1,1e999", "u1,i1,1,1e400",
+                 "²,²", "9" * 5000 + ",1", '"', '"a,b', "\x00,\x00", "a\nb,c", "[1, [2]]", '{"a": 1}', "[]",
+                 "", " ", ",", ",,,,,,,,,,", "x" * 70_000]
+
 
 def check_app(config, workdir: Path, register: bool = True) -> None:
     """Every check below on ``config.app``; ``register`` False skips the MLflow check."""
@@ -34,6 +44,7 @@ def check_app(config, workdir: Path, register: bool = True) -> None:
     speed, payloads = check_learns_updates(app, config, registered, example.lines)
     check_layers_agree(app, config, registered, speed, payloads)
     check_copy_is_independent(app, config, registered, example.lines)
+    check_parses_hostile_lines(app, config)
     if register:
         check_registers_as_pyfunc(app, config, Path(workdir) / "state")
 
@@ -83,6 +94,19 @@ def check_copy_is_independent(app: App, config, registered: RegisteredModel, lin
     assert_same_state(before, copy.state_summary(), f"{app.name}: a copy changed when its original learned")
 
 
+def check_parses_hostile_lines(app: App, config) -> None:
+    fmt = app.make_input_format(config)
+    for lines in ([line] for line in HOSTILE_LINES):
+        try:
+            parsed = fmt.parse(lines)
+        except Exception as exc:
+            raise AssertionError(f"{app.name}: the input format raised {type(exc).__name__} on {lines[0]!r:.80}; a "
+                                 "bad line must be rejected with a reason (headwater.input_format.parse_each)") from exc
+        answered = parsed.table.column("line_index").to_pylist() + [i for i, _ in parsed.rejected]
+        assert answered == [0], f"{app.name}: the input format answered {answered} for one line {lines[0]!r:.80}"
+        parsed.table.to_pylist()  # raises on a value Arrow cannot hold
+
+
 def check_registers_as_pyfunc(app: App, config, directory: Path) -> None:
     import mlflow
 
@@ -112,5 +136,5 @@ def assert_same_state(expected: Any, actual: Any, where: str, path: str = "") ->
         assert expected == actual, f"{where}: {path} {expected!r:.100} != {actual!r:.100}"
 
 
-__all__ = ["assert_same_state", "check_app", "check_copy_is_independent", "check_layers_agree",
-           "check_learns_updates", "check_registers_as_pyfunc", "check_save_and_load"]
+__all__ = ["HOSTILE_LINES", "assert_same_state", "check_app", "check_copy_is_independent", "check_layers_agree",
+           "check_learns_updates", "check_parses_hostile_lines", "check_registers_as_pyfunc", "check_save_and_load"]

@@ -102,13 +102,13 @@ def committed_batch(uri: str, app_id: str, storage_options: Mapping[str, str] | 
 def append_idempotent(uri: str, table: pa.Table, app_id: str, batch_id: int,
                       partition_by: Sequence[str] = (),
                       storage_options: Mapping[str, str] | None = None,
-                      custom_metadata: Mapping[str, object] | None = None) -> bool:
+                      custom_metadata: Mapping[str, object] | None = None, commit_empty: bool = False) -> bool:
     """Append ``table`` in one commit tagged (app_id, batch_id) unless that batch is already in.
 
-    Returns True when it wrote. The check and the commit are not one atomic step, which is safe
-    because one streaming query (one app id) is the only writer of its batches. An empty table
-    creates the table but commits nothing: there is nothing to duplicate on replay.
-    ``custom_metadata`` goes into the commit's ``commitInfo``.
+    Returns True when it wrote. ``custom_metadata`` goes into the commit's ``commitInfo``. The check and
+    the commit are not one atomic step, which is safe because one streaming query (one app id) is the
+    only writer of its batches. An empty table creates the table but commits nothing (there is nothing
+    to duplicate on replay), unless ``commit_empty``: then the commit records that the batch was done.
     """
     from deltalake import write_deltalake
 
@@ -118,7 +118,9 @@ def append_idempotent(uri: str, table: pa.Table, app_id: str, batch_id: int,
         return False
     if table.num_rows == 0:
         ensure_table(uri, table.schema, partition_by, storage_options)
-        return False
+        if not commit_empty:
+            return False
+        existing = open_table(uri, storage_options=storage_options)
     write_deltalake(existing if existing is not None else uri, table, mode="append",
                     partition_by=list(partition_by) or None, storage_options=_options(storage_options),
                     commit_properties=_commit_properties(app_id, batch_id, custom_metadata))
@@ -183,18 +185,21 @@ def _file_stats(part: pa.Table) -> dict:
 
 def commit_files(uri: str, schema: pa.Schema, files: Sequence[Mapping], app_id: str, batch_id: int,
                  partition_by: Sequence[str] = (), storage_options: Mapping[str, str] | None = None,
-                 custom_metadata: Mapping[str, object] | None = None) -> bool:
+                 custom_metadata: Mapping[str, object] | None = None, commit_empty: bool = False) -> bool:
     """Commit files from :func:`write_data_files` as one append tagged (app_id, batch_id), unless already in.
 
-    The same idempotence as :func:`append_idempotent` (and the same ``custom_metadata``), for
-    data the driver never held. Returns True when it committed; no files commit nothing.
+    The same idempotence as :func:`append_idempotent` (and the same ``custom_metadata`` and
+    ``commit_empty``), for data the driver never held. Returns True when it committed.
     """
     from deltalake.transaction import AddAction
 
+    if not files:
+        return append_idempotent(uri, schema.empty_table(), app_id, batch_id, partition_by, storage_options,
+                                 custom_metadata, commit_empty)
     ensure_table(uri, schema, partition_by, storage_options)
     table = open_table(uri, storage_options=storage_options)
     done = table.transaction_version(app_id)
-    if (done is not None and done >= batch_id) or not files:
+    if done is not None and done >= batch_id:
         return False
     actions = [AddAction(f["path"], f["size"], f["partition_values"], f["modification_time"], True, f["stats"])
                for f in files]

@@ -142,6 +142,24 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def process_command(pid: int) -> list[str] | None:
+    """The command line ``pid`` runs (its argv), or None when there is no such process (or it cannot be read).
+
+    Linux's ``/proc/<pid>/cmdline``, else ``ps``: a pid file may outlive its process, and the pid may
+    have gone to another process since; comparing the command tells them apart.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]] or None
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return None
+    except OSError:
+        return None
+    result = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True)
+    return result.stdout.split() if result.returncode == 0 and result.stdout.strip() else None
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

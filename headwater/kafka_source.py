@@ -10,13 +10,22 @@ identically after a failure.
         .option("topic", "demo.input").option("startingOffsets", "earliest") \\
         .option("maxRecordsPerTrigger", 500000).load()
 
-Partitions seen for the first time start at offset 0. A partition whose checkpointed offset lies
-beyond the topic's end (the embedded broker keeps topics in memory, so a broker restart empties
-them) is restarted from offset 0: the batch's end offset is then *below* its start offset, which
-:meth:`KafkaStreamReader.partitions` reads as "from 0 to end". The batch stays a fixed, replayable
-range, Spark is never handed an offset it cannot use, and the records written after the restart
-are delivered. Not detectable: a recreated topic that already holds more records than the
-checkpointed offset (its first records are then skipped).
+Partitions seen for the first time start at offset 0.
+
+Data loss, as Spark's Kafka source sees it, fails the query unless ``failOnDataLoss`` is ``false``
+(``headwater.kafka.fail-on-data-loss``): records the query has not read yet that are gone from the
+topic. Two ways it shows:
+
+- the checkpointed offset lies *below* the partition's first offset: retention (or a DeleteRecords)
+  removed records before they were read. With ``failOnDataLoss=false`` the query goes on from the
+  first offset still there.
+- the checkpointed offset lies *beyond* the partition's end: the topic was recreated (the embedded
+  broker keeps topics in memory, so a broker restart empties them). With ``failOnDataLoss=false``
+  the partition restarts from offset 0: the batch's end offset is then *below* its start offset,
+  which :meth:`KafkaStreamReader.partitions` reads as "from 0 to end". The batch stays a fixed,
+  replayable range, Spark is never handed an offset it cannot use, and the records written after
+  the restart are delivered. Not detectable: a recreated topic that already holds more records
+  than the checkpointed offset (its first records are then skipped).
 """
 from __future__ import annotations
 
@@ -28,11 +37,18 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 from kafka import TopicPartition
+from kafka.errors import KafkaError
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows, SupportsTriggerAvailableNow
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
-from headwater.kafka_admin import RESET_PROBE_TIMEOUT_MS, new_consumer, new_probe_consumer, true_end_offsets
+from headwater.kafka_admin import (
+    RESET_PROBE_TIMEOUT_MS,
+    beginning_offsets,
+    new_consumer,
+    new_probe_consumer,
+    true_end_offsets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +64,14 @@ ARROW_SCHEMA = pa.schema([("key", pa.string()), ("value", pa.string()), ("topic"
 ARROW_CHUNK_ROWS = 20_000
 # read() checks whether a range's records still exist after this many polls without progress.
 MAX_STALLED_POLLS = 3
+
+
+class DataLossError(RuntimeError):
+    """Records the query has not read are gone from the topic (and ``failOnDataLoss`` is true)."""
+
+    def __init__(self, what: str, continue_with: str):
+        super().__init__(f"{what}. Set headwater.kafka.fail-on-data-loss = false (the source's option "
+                         f"failOnDataLoss) to {continue_with} and lose them; otherwise restore the records.")
 
 
 class KafkaDataSource(DataSource):
@@ -76,8 +100,8 @@ class KafkaSourceOptions:
 
     >>> opts = KafkaSourceOptions.from_options({"bootstrap.servers": "h:9092", "topic": "t",
     ...     "startingOffsets": '{"t": {"0": 5, "1": -2}}', "maxRecordsPerTrigger": "1000"})
-    >>> opts.starting_offsets, opts.max_records_per_trigger
-    ({0: 5, 1: -2}, 1000)
+    >>> opts.starting_offsets, opts.max_records_per_trigger, opts.fail_on_data_loss
+    ({0: 5, 1: -2}, 1000, True)
     >>> KafkaSourceOptions.from_options({"bootstrap.servers": "h:9092", "topic": "t", "pollTimeoutMs": "0"})
     Traceback (most recent call last):
     ...
@@ -91,6 +115,7 @@ class KafkaSourceOptions:
     max_records_per_trigger: int | None = None
     max_records_per_split: int | None = None
     poll_timeout_ms: int = 2000
+    fail_on_data_loss: bool = True
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> KafkaSourceOptions:
@@ -101,7 +126,18 @@ class KafkaSourceOptions:
         return cls(given["bootstrap.servers"], given["topic"],
                    _starting_offsets(given.get("startingoffsets", "earliest"), given["topic"]),
                    _positive_int(given, "maxRecordsPerTrigger"), _positive_int(given, "maxRecordsPerSplit"),
-                   _positive_int(given, "pollTimeoutMs") or cls.poll_timeout_ms)
+                   _positive_int(given, "pollTimeoutMs") or cls.poll_timeout_ms,
+                   _boolean(given, "failOnDataLoss", cls.fail_on_data_loss))
+
+
+def _boolean(given: Mapping[str, str], option: str, default: bool) -> bool:
+    raw = given.get(option.lower())
+    if raw is None:
+        return default
+    if str(raw).lower() not in ("true", "false"):
+        raise ValueError(f"The '{option}' option of the headwater-kafka source must be 'true' or 'false'. "
+                         f"Got {str(raw)!r} instead.")
+    return str(raw).lower() == "true"
 
 
 def _positive_int(given: Mapping[str, str], option: str) -> int | None:
@@ -210,6 +246,24 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self._available_now_ends = self._true_ends()
 
     def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+        try:
+            return self._latest_offset(start, limit)
+        except KafkaError as exc:
+            # the broker is away (restarting, a network cut): no new batch now; a later trigger asks again
+            log.warning("topic %s: cannot read offsets (%s: %s); no new batch until the broker answers",
+                        self.options.topic, type(exc).__name__, exc)
+            self._close_driver_consumer()
+            return start
+
+    def _close_driver_consumer(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except Exception:  # closing a consumer of a broker that is gone may fail; it is dropped anyway
+                log.debug("closing the offset consumer failed", exc_info=True)
+            self._consumer = None
+
+    def _latest_offset(self, start: dict, limit: ReadLimit) -> dict:
         starts = decode_offsets(start)
         ends = self._true_ends()
         if not ends:
@@ -223,14 +277,21 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if suspects:
             ends.update(true_end_offsets(self._driver_consumer(), self.options.topic, suspects,
                                          RESET_PROBE_TIMEOUT_MS))
+        firsts = self._first_offsets(self._driver_consumer(), list(ends))
         begins, available = {}, {}
         for p, end in ends.items():
             begins[p] = starts.get(p, 0)
             if begins[p] > end:
-                log.warning("topic %s partition %d: checkpointed offset %d is beyond the topic's end %d "
-                            "(recreated, e.g. by a broker restart); restarting the partition from offset 0",
-                            self.options.topic, p, begins[p], end)
+                self._data_lost(f"topic {self.options.topic} partition {p}: the checkpointed offset {begins[p]} is "
+                                f"beyond the partition's end {end}: the topic was recreated (e.g. by a restart of "
+                                f"the in-memory embedded broker) and the records before its end are gone",
+                                "restart the partition from offset 0")
                 begins[p] = 0
+            elif begins[p] < firsts.get(p, 0):
+                self._data_lost(f"topic {self.options.topic} partition {p}: offsets {begins[p]} to {firsts[p] - 1} "
+                                f"were deleted (retention?) before the query read them",
+                                f"continue from offset {firsts[p]}")
+                begins[p] = firsts[p]
             if self._available_now_ends is not None:
                 end = min(end, self._available_now_ends.get(p, begins[p]))
             available[p] = max(end - begins[p], 0)
@@ -238,6 +299,15 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             available = fair_shares(available, limit.max_rows)
         # partitions gone from the metadata keep their offsets
         return encode_offsets({**starts, **{p: begins[p] + available[p] for p in ends}})
+
+    def _first_offsets(self, consumer, partitions: list[int]) -> dict[int, int]:
+        """The first offset each partition still holds (records below it were deleted)."""
+        return beginning_offsets(consumer, self.options.topic, partitions)
+
+    def _data_lost(self, what: str, continue_with: str) -> None:
+        if self.options.fail_on_data_loss:
+            raise DataLossError(what, continue_with)
+        log.warning("%s; failOnDataLoss is false: going on (%s)", what, continue_with)
 
     def reportLatestOffset(self) -> dict | None:
         return None if self._last_true_ends is None else encode_offsets(self._last_true_ends)
@@ -260,6 +330,11 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         tp = TopicPartition(partition.topic, partition.partition)
         try:
             consumer.assign([tp])
+            first = self._first_offsets(consumer, [partition.partition])[partition.partition]
+            if first > partition.start:  # deleted since the batch was planned
+                self._data_lost(f"topic {partition.topic} partition {partition.partition}: offsets {partition.start} "
+                                f"to {min(first, partition.end) - 1} were deleted (retention?) before this batch "
+                                "read them", "read what is left of the range")
             consumer.seek(tp, partition.start)
             chunk, stalled = [], 0
             while (position := consumer.position(tp)) < partition.end:
@@ -283,21 +358,26 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         """After polls without progress: True (and a warning) if the partition now ends before the range.
 
         Only then are the records gone (topic recreated); otherwise the broker is merely slow and
-        giving up would lose records, so the caller keeps polling.
+        giving up would lose records, so the caller keeps polling (also while the broker is away).
         """
-        end = true_end_offsets(self.options.bootstrap_servers, partition.topic, [partition.partition],
-                               RESET_PROBE_TIMEOUT_MS)
+        try:
+            end = true_end_offsets(self.options.bootstrap_servers, partition.topic, [partition.partition],
+                                   RESET_PROBE_TIMEOUT_MS)
+        except KafkaError as exc:
+            log.warning("topic %s partition %d: cannot read its end (%s); polling on", partition.topic,
+                        partition.partition, type(exc).__name__)
+            return False
+        if partition.partition not in end:  # the topic is gone for now (a restarted broker recreates it)
+            return False
         if end[partition.partition] >= partition.end:
             return False
-        log.warning("topic %s partition %d: offsets %d..%d are not available any more (the partition "
-                    "ends at %d; topic recreated?); ending this range", partition.topic, partition.partition,
-                    partition.start, partition.end, end[partition.partition])
+        self._data_lost(f"topic {partition.topic} partition {partition.partition}: offsets {partition.start} to "
+                        f"{partition.end - 1} are not available any more (the partition ends at "
+                        f"{end[partition.partition]}; topic recreated?)", "end this range")
         return True
 
     def stop(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        self._close_driver_consumer()
 
 
 def records_to_arrow(records: list) -> pa.RecordBatch:

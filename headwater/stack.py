@@ -1,8 +1,10 @@
 """``headwater stack up|down|status``: the embedded broker and MLflow server, tracked by pid files.
 
 ``up`` starts what is not already running, waits until each answers, writes one pid file per
-process under ``<var-dir>/run`` and creates the app's topics (the embedded broker keeps topics in
-memory, so a restarted broker needs them again). ``down`` stops only what those pid files name.
+process under ``<var-dir>/run`` (the pid and the command line) and creates the app's topics (the
+embedded broker keeps topics in memory, so a restarted broker needs them again). ``down`` stops only
+what those pid files name, and only while the pid still runs the command ``up`` started: after a
+reboot or a crash the pid may belong to some other process, which is left alone.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from headwater.embedded import (
     mlflow_answers,
     pid_alive,
     port_is_open,
+    process_command,
     start_broker,
     start_mlflow,
     terminate_process_group,
@@ -99,7 +102,7 @@ class Stack:
         """Stop what ``up`` started (per the pid files); return the names stopped."""
         stopped = []
         for name in reversed(SERVICES):
-            pid = self._read_pid(name)
+            pid = self._started_pid(name)
             if pid is not None and terminate_process_group(pid):
                 log.info("stopped %s (pid %d)", name, pid)
                 stopped.append(name)
@@ -117,13 +120,32 @@ class Stack:
         else:
             url = self.mlflow_url
             answering = mlflow_answers(self.mlflow_host, self.mlflow_port)
-        return ServiceStatus(name, pid, pid is not None and pid_alive(pid), answering, url)
+        return ServiceStatus(name, pid, pid is not None and self._started_pid(name) == pid, answering, url)
 
     def _pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
 
-    def _read_pid(self, name: str) -> int | None:
+    def _read_pid_file(self, name: str) -> tuple[int, list[str] | None] | None:
         try:
-            return int(json.loads(self._pid_file(name).read_text())["pid"])
-        except (OSError, ValueError, KeyError):
+            recorded = json.loads(self._pid_file(name).read_text())
+            command = recorded.get("command")
+            return int(recorded["pid"]), None if command is None else [str(part) for part in command]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
+
+    def _read_pid(self, name: str) -> int | None:
+        recorded = self._read_pid_file(name)
+        return None if recorded is None else recorded[0]
+
+    def _started_pid(self, name: str) -> int | None:
+        """The pid file's pid if that process is alive and runs the command ``up`` started, else None."""
+        recorded = self._read_pid_file(name)
+        if recorded is None or not pid_alive(recorded[0]):
+            return None
+        pid, command = recorded
+        running = process_command(pid)
+        if command is None or running != command:
+            log.warning("%s: pid %d from %s now runs %s, not the %s headwater started; leaving it alone",
+                        name, pid, self._pid_file(name), " ".join(running or ["nothing readable"])[:200], name)
+            return None
+        return pid

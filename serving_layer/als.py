@@ -3,9 +3,10 @@
 Scores come from :class:`serving_layer.als_model.ALSServingModel`: one float32 matrix-vector
 product over every item and an exact top-N; the values are the model's estimates (explicit feedback:
 μ + b_u + b_i + x·y), and ``/estimate`` answers for a user the model does not know yet with what it
-knows (μ + b_i), so every event on a known item has an estimate. Writes (``/pref``, ``/ingest``) go to ``<id>.input``
-as text lines, exactly as a producer would send them; the model changes when the speed layer's UP
-messages come back on ``<id>.update``.
+knows (μ + b_i), so every event on a known item has an estimate. Writes (``/pref``, ``/ingest``) go to
+``<id>.input`` as text lines, exactly as a producer would send them, after the same parser the layers
+use has accepted them (a 400 otherwise); the model changes when the speed layer's UP messages come
+back on ``<id>.update``.
 """
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ import time
 import numpy as np
 from flask import Blueprint, jsonify, request
 
-from headwater.apps.als.events import ALSFormat
 from serving_layer import formats
 from serving_layer.als_model import ALSServingModel, Query
-from serving_layer.app_context import models, rescorer, send_input_lines
+from serving_layer.app_context import input_format, models, rescorer, send_input_lines
 from serving_layer.errors import ApiError, not_found
 
 bp = Blueprint("als", __name__)
@@ -72,7 +72,7 @@ def recommend(user):
 @bp.get("/recommendToMany/<path:users>")
 def recommend_to_many(users):
     model = _model()
-    names = formats.split_path(users)
+    names = formats.path_ids(users, "user")
     queries = [_user_query(model, u) for u in names]
     query = Query(np.mean([q.vector for q in queries], axis=0), float(np.mean([q.offset for q in queries])))
     exclude = None if formats.bool_param("considerKnownItems") else model.known_rows(*names)
@@ -82,7 +82,7 @@ def recommend_to_many(users):
 @bp.get("/recommendToAnonymous/<path:items>")
 def recommend_to_anonymous(items):
     model = _model()
-    pairs = formats.parse_item_values(formats.split_path(items))
+    pairs = formats.parse_item_values(formats.path_ids(items, "item"))
     query = model.solve_user(pairs)
     if query is None:
         raise ApiError(404, "none of the items is in the model", items=[i for i, _ in pairs])
@@ -103,7 +103,7 @@ def recommend_with_context(user, items):
 @bp.get("/similarity/<path:items>")
 def similarity(items):
     model = _model()
-    names = formats.split_path(items)
+    names = formats.path_ids(items, "item")
     vectors = [_item_vector(model, i) for i in names]
     query = np.mean([v / (np.linalg.norm(v) or 1.0) for v in vectors], axis=0)
     return _ranked(model, query, model.items.rows(names), cosine=True)
@@ -113,20 +113,20 @@ def similarity(items):
 def similarity_to_item(to_item, items):
     model = _model()
     vector = _item_vector(model, to_item)
-    return formats.values([v for _, v in model.cosine_to(vector, formats.split_path(items))])
+    return formats.values([v for _, v in model.cosine_to(vector, formats.path_ids(items, "item"))])
 
 
 @bp.get("/estimate/<user>/<path:items>")
 def estimate(user, items):
     model = _model()
-    return formats.values(model.estimates(model.user_query(user), formats.split_path(items)))
+    return formats.values(model.estimates(model.user_query(user), formats.path_ids(items, "item")))
 
 
 @bp.get("/estimateForAnonymous/<to_item>/<path:items>")
 def estimate_for_anonymous(to_item, items):
     model = _model()
     _item_vector(model, to_item)
-    query = model.solve_user(formats.parse_item_values(formats.split_path(items)))
+    query = model.solve_user(formats.parse_item_values(formats.path_ids(items, "item")))
     return formats.values(model.estimates(query, [to_item]))
 
 
@@ -196,8 +196,12 @@ def all_user_ids():
 
 # --- writes: lines to <id>.input ------------------------------------------------------------------
 
-def _event(user: str, item: str, strength: str) -> str:
-    return f"{formats.csv_field(user)},{formats.csv_field(item)},{strength},{int(time.time() * 1000)}"
+def _send_event(user: str, item: str, strength: str):
+    """Send one ``user,item,strength,now`` line once the input format accepts it (a 400 naming why, else)."""
+    line = f"{formats.csv_field(user)},{formats.csv_field(item)},{strength},{int(time.time() * 1000)}"
+    formats.parse_lines(input_format(), [line])
+    send_input_lines([line])
+    return jsonify({"sent": 1})
 
 
 @bp.post("/pref/<user>/<item>")
@@ -210,21 +214,21 @@ def add_preference(user, item):
         raise formats.bad_parameter("strength", "a finite number (the request body)", text) from None
     if not np.isfinite(strength):
         raise formats.bad_parameter("strength", "a finite number (the request body)", text)
-    send_input_lines([_event(user, item, repr(strength))])
-    return jsonify({"sent": 1})
+    return _send_event(user, item, repr(strength))
 
 
 @bp.delete("/pref/<user>/<item>")
 def delete_preference(user, item):
-    send_input_lines([_event(user, item, "")])
-    return jsonify({"sent": 1})
+    return _send_event(user, item, "")
 
 
 @bp.post("/ingest")
 def ingest():
     """CSV or JSON-array lines; all-or-nothing, so a client can fix and resend without duplicates."""
+    from headwater.input_format import safe_parse
+
     lines = formats.body_lines()
-    rejected = ALSFormat().parse(lines).rejected
+    rejected = safe_parse(input_format(), lines).rejected
     if rejected:
         raise ApiError(400, f"{len(rejected)} of {len(lines)} lines are not valid user,item[,strength[,timestamp]] "
                             "events; nothing was sent",

@@ -31,6 +31,7 @@ from headwater.apps.als import updates
 from headwater.apps.als.factors import ALSFactors, summarize
 from headwater.apps.als.solves import explicit_solve, implicit_solve
 from headwater.apps.als.strengths import effective_values, stored_values
+from headwater.input_bounds import DEFAULT_BOUNDS, InputBounds
 from serving_layer.als_values import UserValues
 from serving_layer.item_ranking import ItemRanker, RankingSettings, Rescorer
 from serving_layer.vector_store import FactorTable
@@ -46,25 +47,28 @@ class Query(NamedTuple):
 class ALSServingModel:
     """User and item factor tables, each user's values; answers top-N, estimates and exact solves."""
 
-    def __init__(self, factors: ALSFactors, version: int | None = None, ranking: RankingSettings | None = None):
+    def __init__(self, factors: ALSFactors, version: int | None = None, ranking: RankingSettings | None = None,
+                 max_id_length: int = DEFAULT_BOUNDS.max_id_length):
         self.version = version
         self.settings = factors.settings
         self.implicit = factors.implicit
         self.mu = factors.mu
         self.reference_time_ms, self.newest_event_ms = factors.reference_time_ms, factors.newest_event_ms
-        self.users = FactorTable(factors.user_ids, factors.X, factors.user_bias)
-        self.items = FactorTable(factors.item_ids, factors.Y, factors.item_bias)
+        self.users = FactorTable(factors.user_ids, factors.X, factors.user_bias, max_id_length)
+        self.items = FactorTable(factors.item_ids, factors.Y, factors.item_bias, max_id_length)
         self.values = UserValues(factors.user_ids, factors.item_ids, factors.ratings)
         self.updates_applied = 0
         self.last_update_time: float | None = None
+        self.recent_users: set[str] = set()  # users UPs added after the load (see retain_recent)
         self._gram: tuple[int, np.ndarray] | None = None
         self._write_lock = threading.Lock()
         self.ranker = ItemRanker(self.items, ranking, None if self.implicit else lambda: self.items.view.biases)
 
     @classmethod
     def from_registered(cls, registered, config=None) -> ALSServingModel:
+        bounds = DEFAULT_BOUNDS if config is None else InputBounds.from_config(config)
         return cls(ALSFactors.load(registered.path), version=registered.version,
-                   ranking=RankingSettings.from_config(config))
+                   ranking=RankingSettings.from_config(config), max_id_length=bounds.max_id_length)
 
     @property
     def features(self) -> int:
@@ -81,11 +85,36 @@ class ALSServingModel:
         update = updates.decode(payload)
         with self._write_lock:
             table = self.users if update.side == updates.USER else self.items
+            if update.side == updates.USER and table.index.get(update.id) is None:
+                self.recent_users.add(update.id)
             table.upsert(update.id, update.vector, update.bias)
             if update.values:
                 self.values.apply(update.id, update.values)
             self.updates_applied += 1
             self.last_update_time = time.time()
+
+    def retain_recent(self, previous: ALSServingModel) -> int:
+        """Carry over the users ``previous`` learned from UPs that this (new) model lacks; how many.
+
+        Oryx's "retain recent": a user the speed layer learned after the new champion's data cut-off
+        is not in it, and would answer 404 until the speed layer's UPs on the new champion arrive. So
+        such a user is solved from its values on this model's items (as an anonymous user is) until
+        those UPs replace it.
+        """
+        carried = 0
+        for user in sorted(previous.recent_users):
+            values = previous.values.of(user)
+            if self.has_user(user) or not values:
+                continue
+            query = self._solve(values)
+            if query is None:
+                continue
+            with self._write_lock:
+                self.users.upsert(user, query.vector, 0.0 if self.implicit else query.offset - self.mu)
+                self.values.apply(user, values)
+                self.recent_users.add(user)
+            carried += 1
+        return carried
 
     def state_summary(self) -> dict:
         users, items = self.users.view, self.items.view
@@ -167,6 +196,11 @@ class ALSServingModel:
             stored = float(stored_values([value], [self.newest_event_ms or 0], self.reference_time_ms,
                                          s.decay_factor)[0])
             values[item] = values.get(item, 0.0) + stored if s.implicit else stored
+        return self._solve(values)
+
+    def _solve(self, values: dict[str, float]) -> Query | None:
+        """The exact vector (and μ + b) of a user with these stored values, or None without a known item."""
+        s = self.settings
         rows = self.items.rows(values)
         known = [item for item in values if self.items.index.get(item) is not None]
         if not len(rows):

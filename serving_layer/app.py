@@ -14,6 +14,7 @@ manager itself: importing a module never opens Kafka, and tests hand in a manage
 from __future__ import annotations
 
 import logging
+import os
 import pkgutil
 from collections.abc import Callable
 
@@ -55,6 +56,7 @@ def ready():
 def create_app(config: Config, model_manager: ModelManager | None = None) -> Flask:
     app = Flask(__name__)
     app.config["HEADWATER"] = config
+    app.config["MAX_CONTENT_LENGTH"] = config.get("headwater.serving.max-body-bytes")
     manager = model_manager or ModelManager(config, config.app.resolve("serving_model"))
     app.extensions[MODELS] = manager
     app.extensions[RESCORER] = load_rescorer(config)
@@ -72,6 +74,10 @@ def serve(config: Config) -> None:
     from waitress import serve as waitress_serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The model manager retries a failed load with its own back-off (at most 5 s apart); MLflow's HTTP
+    # retries (7, backing off to minutes) would only delay noticing that the registry is back.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     host, port = config.get("headwater.serving.host"), config.get("headwater.serving.port")
     app = create_app(config)
     log.info("serving %s (%s) on http://%s:%s", config.app_id, config.get("headwater.app"), host, port)

@@ -2,7 +2,8 @@
 
 ``{"error": "Not Found", "message": "...", **details}``; endpoints raise :class:`ApiError` for the
 conditions they know (unknown id 404, no model yet 503, bad parameter 400), and anything else
-becomes a 500 with the same shape.
+becomes a 500 with the same shape. A 500 never shows the exception to the client (its text may hold
+paths, hosts or data): the body carries an error id, and the log has the id with the traceback.
 
 >>> error = ApiError(404, "user 'u9' is not in the model", user="u9")
 >>> error.body()
@@ -11,9 +12,10 @@ becomes a 500 with the same shape.
 from __future__ import annotations
 
 import logging
+import uuid
 from http import HTTPStatus
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -56,5 +58,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
-        log.exception("unexpected error answering a request")
-        return _answer(ApiError(500, f"{type(error).__name__}: {error}"))
+        error_id = uuid.uuid4().hex[:12]
+        log.exception("unexpected error %s answering %s %s", error_id, request.method, request.path)
+        return _answer(ApiError(500, f"internal error {error_id}: the server's log has the details",
+                                error_id=error_id))

@@ -1,20 +1,22 @@
 """Request parsing and response rendering shared by every app's endpoints.
 
 Answers are CSV by default (Oryx: ``id,value`` per line) and JSON when the client's ``Accept``
-prefers ``application/json``. Query parameters are validated with messages that name the value.
+prefers ``application/json``. Query parameters and path segments are validated with messages that
+name the value (a 400, never a 500). Request bodies are bounded: at most
+``headwater.serving.max-body-bytes`` as sent, and a gzip/deflate body is inflated as a stream that
+stops at ``headwater.serving.max-inflated-bytes`` (a gzip bomb costs that much, not its full size).
 
 >>> parse_item_values(["i1=2.5", "i2"])
 [('i1', 2.5), ('i2', 1.0)]
 """
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from flask import Response, request
+from flask import Response, current_app, request
 
 from serving_layer.errors import ApiError, bad_parameter
 
@@ -22,6 +24,10 @@ CSV = "text/csv"
 JSON = "application/json"
 # Oryx caps howMany + offset; so do we, so one request cannot ask to rank and render every item.
 MAX_RESULTS = 100_000
+# how much of a request body is read (and inflated) at a time
+BODY_CHUNK_BYTES = 64 * 1024
+# zlib window bits: gzip framing, zlib (HTTP's "deflate") framing
+WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 def wants_json() -> bool:
@@ -36,8 +42,12 @@ def _render(json_body, csv_lines: Iterable[str]) -> Response:
 
 
 def csv_field(value) -> str:
+    """A CSV field, quoted when it must be: a comma, quote or line break, or a leading ``[`` (which would
+    make the whole line read as a JSON array)."""
     text = str(value)
-    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+    if any(c in text for c in ',"\n\r') or text.lstrip().startswith("["):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def id_values(pairs: list[tuple[str, float]], value_name: str = "value") -> Response:
@@ -55,9 +65,12 @@ def ids(names: list) -> Response:
 
 def int_param(name: str, default: int, low: int, high: int | None = None) -> int:
     raw = request.args.get(name)
-    if raw is None:
-        return default
-    expected = f"an int in the range [{low}, {'inf)' if high is None else f'{high}]'}"
+    return default if raw is None else int_value(name, raw, low, high)
+
+
+def int_value(name: str, raw: str, low: int, high: int | None = None, expected: str | None = None) -> int:
+    """``raw`` as an int in [low, high], else a 400 (``"²".isdigit()`` is True, ``int("²")`` fails)."""
+    expected = expected or f"an int in the range [{low}, {'inf)' if high is None else f'{high}]'}"
     try:
         value = int(raw)
     except ValueError:
@@ -108,22 +121,73 @@ def split_path(path: str) -> list[str]:
     return [p for p in path.split("/") if p]
 
 
+def path_ids(path: str, what: str) -> list[str]:
+    """The ids of a ``<path:...>`` segment list: at least one, else a 400."""
+    ids = split_path(path)
+    if not ids:
+        raise ApiError(400, f"the path names no {what}", parameter=what)
+    return ids
+
+
 def body_text() -> str:
-    """The request body as text, inflating ``Content-Encoding: gzip`` or ``deflate``."""
-    data = request.get_data(cache=False)
-    encoding = (request.headers.get("Content-Encoding") or "").lower()
+    """The request body as text, inflating ``Content-Encoding: gzip`` or ``deflate``, within the size limits."""
+    config = current_app.config["HEADWATER"]
+    max_body = config.get("headwater.serving.max-body-bytes")
+    encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding not in ("identity", *WBITS):
+        raise ApiError(415, f"Content-Encoding {encoding!r} is not supported (use gzip or deflate)")
+    if request.content_length is not None and request.content_length > max_body:
+        raise _too_large(f"the request body has {request.content_length} bytes", max_body, "max-body-bytes")
+    chunks = _body_chunks(max_body)
+    if encoding != "identity":
+        chunks = _inflated(chunks, encoding, config.get("headwater.serving.max-inflated-bytes"))
+    data = b"".join(chunks)
     try:
-        if encoding == "gzip":
-            data = gzip.decompress(data)
-        elif encoding == "deflate":
-            data = zlib.decompress(data)
-        elif encoding not in ("", "identity"):
-            raise ApiError(415, f"Content-Encoding {encoding!r} is not supported (use gzip or deflate)")
         return data.decode("utf-8")
-    except (OSError, zlib.error, EOFError) as exc:
-        raise ApiError(400, f"the body is not valid {encoding} data: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"the body is not UTF-8 text: {exc}") from None
+
+
+def _too_large(what: str, limit: int, key: str) -> ApiError:
+    return ApiError(413, f"{what}, more than {limit} (headwater.serving.{key})", limit=limit)
+
+
+def _body_chunks(limit: int) -> Iterator[bytes]:
+    """The raw body in chunks, a 413 once more than ``limit`` bytes came (a body sent without a length too)."""
+    stream, size = request.stream, 0
+    while chunk := stream.read(BODY_CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large("the request body is larger", limit, "max-body-bytes")
+        yield chunk
+
+
+def _inflated(chunks: Iterable[bytes], encoding: str, limit: int) -> Iterator[bytes]:
+    """Inflate ``chunks`` as a stream (concatenated gzip members too), a 413 past ``limit`` output bytes."""
+    inflater, size, started = zlib.decompressobj(WBITS[encoding]), 0, False
+    try:
+        for chunk in chunks:
+            started = True
+            data = chunk
+            while data:
+                # never more than the limit allows (+1 to notice going past it): a bomb stops here
+                out = inflater.decompress(data, limit + 1 - size)
+                size += len(out)
+                if size > limit:
+                    raise _too_large(f"the {encoding} body inflates to more bytes", limit, "max-inflated-bytes")
+                yield out
+                if inflater.eof:
+                    data = inflater.unused_data
+                    if data and encoding == "gzip":  # another gzip member follows
+                        inflater = zlib.decompressobj(WBITS[encoding])
+                    elif data:
+                        raise ApiError(400, f"the body has data after the end of the {encoding} stream")
+                else:
+                    data = inflater.unconsumed_tail
+        if started and not inflater.eof:
+            raise ApiError(400, f"the body is not valid {encoding} data: it ends before the stream does")
+    except zlib.error as exc:
+        raise ApiError(400, f"the body is not valid {encoding} data: {exc}") from None
 
 
 def body_lines() -> list[str]:
@@ -133,7 +197,9 @@ def body_lines() -> list[str]:
 
 def parse_lines(input_format, lines: list[str]):
     """``input_format.parse(lines).table``, or a 400 naming the first bad line and why (all as details)."""
-    parsed = input_format.parse(lines)
+    from headwater.input_format import safe_parse
+
+    parsed = safe_parse(input_format, lines)
     if parsed.rejected:
         index, reason = parsed.rejected[0]
         where = f"datum {lines[index]!r}" if len(lines) == 1 else f"line {index + 1}"

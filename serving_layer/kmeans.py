@@ -16,13 +16,12 @@ array([0.])
 from __future__ import annotations
 
 import numpy as np
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from headwater.apps.kmeans import updates
 from headwater.apps.kmeans.clusters import KMeansClusters
-from headwater.input_format import SchemaCSVFormat
 from serving_layer import formats
-from serving_layer.app_context import models, send_input_lines
+from serving_layer.app_context import input_format, models, send_input_lines
 
 bp = Blueprint("kmeans", __name__)
 
@@ -55,17 +54,8 @@ class KMeansServingModel:
 
 
 
-def _input_format() -> SchemaCSVFormat:
-    """The configured schema's parser, built once per Flask app."""
-    fmt = current_app.extensions.get("headwater.kmeans.format")
-    if fmt is None:
-        fmt = current_app.extensions["headwater.kmeans.format"] = SchemaCSVFormat.from_config(
-            current_app.config["HEADWATER"])
-    return fmt
-
-
 def _checked(lines: list[str]):
-    return formats.parse_lines(_input_format(), lines)
+    return formats.parse_lines(input_format(), lines)
 
 
 def _nearest(lines: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -7,8 +7,21 @@ so a request either sees the old model or the new one and never waits.
 
 Start-up follows the registry's one rule (:func:`headwater.registry.resume_point`, which the speed
 layer uses too): the ``speed`` snapshot built on the champion, else the champion, and the tail from
-its ``update_offset``. ``UP`` messages go to ``model.apply_update``; a ``MODEL`` notice loads the new
-champion in the background, replays the UPs that arrived meanwhile, and swaps.
+its ``update_offset``. ``UP`` messages go to ``model.apply_update``; a ``MODEL`` notice asks the one
+loader thread for a load.
+
+- One loader: loads never run in parallel, and notices that arrive during a load make one more load
+  afterwards, which reads the alias then: the newest notice wins, and no older model is swapped in last.
+- From the notice on, every UP is also kept, and the loaded model gets them before it is swapped in
+  (under the lock that orders UPs, so none falls between).
+- UPs carry the champion version they were computed on (``base``); a UP of another base (learned on
+  the previous champion, or on the next one before this replica loaded it) is not applied, and counted.
+- A model class with ``retain_recent(previous)`` keeps, in a new champion, what the served model learned
+  from UPs and the new one lacks (ALS: users learned after the new champion's cut-off), until the
+  speed layer's UPs on the new champion replace it: such a user does not answer 404 in between.
+- Loads retry with back-off while the registry is unreachable or a download fails, so ``/ready``
+  recovers by itself once MLflow is back. Whatever a record or a load raises, the served model and
+  the manager's state stay as they were.
 
 >>> class Echo:
 ...     version = 7
@@ -17,7 +30,10 @@ champion in the background, replays the UPs that arrived meanwhile, and swaps.
 >>> manager = ModelManager(model_class=Echo)
 >>> manager.ready_reason()
 'no model is loaded yet'
->>> manager.swap(Echo()); manager.apply_payloads([["X", "u1", [1.0], None]]); manager.model.last
+>>> manager.swap(Echo(), base_version=7); manager.apply_payloads([["X", "u1", [1.0], None]], base=7)
+>>> manager.model.last
+['X', 'u1', [1.0], None]
+>>> manager.apply_payloads([["X", "u1", [2.0], None]], base=6); manager.model.last  # another base: ignored
 ['X', 'u1', [1.0], None]
 """
 from __future__ import annotations
@@ -36,6 +52,9 @@ from serving_layer.prometheus_metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 
+# An UP from the update topic: (the champion version it was computed on, or None; its payload).
+Update = tuple[int | None, Any]
+
 
 def _return_freed_memory() -> None:
     """Give the heap freed by a model load (parsed JSON, the old model) back to the OS.
@@ -53,17 +72,22 @@ def _return_freed_memory() -> None:
 class ModelManager:
     """Holds the current model of one app and keeps it fresh from the update topic."""
 
+    RETRY_MIN_SEC = 0.5
+    RETRY_MAX_SEC = 5.0
+
     def __init__(self, config: Config | None = None, model_class=None, metrics: ServingMetrics | None = None):
         self.config = config
         self.model_class = model_class
         self.metrics = metrics or ServingMetrics()
         self.model = None
+        self.base_version: int | None = None  # the champion the served model stands for
         self._status = "no model is loaded yet"
-        self._loading = False
-        self._pending: list[Any] = []
-        self._lock = threading.Lock()  # orders UP application against loads; readers never take it
-        self._tail = None
+        self._pending: list[Update] | None = None  # UPs since the first notice of a load still to come
+        self._lock = threading.Lock()  # orders UP application against swaps; readers never take it
+        self._load_wanted = threading.Event()
         self._stopped = threading.Event()
+        self._loader: threading.Thread | None = None
+        self._tail = None
 
     # --- reads --------------------------------------------------------------------------------
     def ready_reason(self) -> str | None:
@@ -81,93 +105,134 @@ class ModelManager:
         return model
 
     # --- writes -------------------------------------------------------------------------------
-    def swap(self, model) -> None:
-        """Make ``model`` the served one (fully built before this call)."""
-        self.model = model
+    def swap(self, model, base_version: int | None = None) -> None:
+        """Make ``model`` the served one (fully built before this call); UPs of another base are ignored."""
+        self.model, self.base_version = model, base_version
         _return_freed_memory()
         self.metrics.swaps.inc()
         if getattr(model, "version", None) is not None:
             self.metrics.model_version.set(model.version)
-        log.info("serving %r", model)
+        log.info("serving %r (champion version %s)", model, base_version)
 
-    def apply_payloads(self, payloads: list[Any]) -> None:
+    def apply_payloads(self, payloads: list[Any], base: int | None = None) -> None:
+        """Apply UP payloads computed on champion ``base`` (None: unknown, applied to any model)."""
+        self._apply([(base, payload) for payload in payloads])
+
+    def _apply(self, updates: list[Update]) -> None:
         with self._lock:
-            if self._loading:
-                self._pending.extend(payloads)
-            if self.model is None:
-                return  # like Oryx: updates before any model have nothing to apply to
-            self._apply_to(self.model, payloads)
+            if self._pending is not None:
+                self._pending.extend(updates)
+            if self.model is not None:  # like Oryx: updates before any model have nothing to apply to
+                self._apply_to(self.model, self.base_version, updates)
 
-    def _apply_to(self, model, payloads: list[Any]) -> None:
-        """Apply UP payloads in order (caller holds the lock); a bad one is counted and skipped."""
-        for payload in payloads:
+    def _apply_to(self, model, base_version: int | None, updates: list[Update]) -> None:
+        """Apply UPs in order (caller holds the lock); one of another base is counted and ignored, a bad
+        one is counted and skipped, whatever it raises."""
+        applied = 0
+        for base, payload in updates:
+            if base is not None and base_version is not None and base != base_version:
+                self.metrics.ignored_updates.inc()
+                continue
             try:
                 model.apply_update(payload)
-            except (ValueError, TypeError, IndexError, KeyError) as exc:
+                applied += 1
+            except Exception as exc:  # a bad message must not stop the tail or leave a half-made state
                 self.metrics.bad_updates.inc()
-                log.warning("skipping bad UP payload %.200r: %s", payload, exc)
-        if payloads:
-            self.metrics.updated(len(payloads))
+                log.warning("skipping bad UP payload %.200r: %s: %s", payload, type(exc).__name__, exc)
+        if applied:
+            self.metrics.updated(applied)
 
     def on_records(self, records) -> None:
-        """TopicTail callback: UP payloads in order; a MODEL notice starts a background load."""
-        payloads = []
+        """TopicTail callback: UPs in order; a champion's MODEL notice asks the loader for a load."""
+        updates: list[Update] = []
         for record in records:
             message = decode_update(record.value)
             if message is None:
                 self.metrics.bad_updates.inc()
             elif message.type is MessageType.UP:
-                payloads.append(message.payload)
+                updates.append((message.base_version, message.payload))
             elif message.type is MessageType.BATCH:
-                record = message.payload
-                self.metrics.add_prequential(record.base_version, record.events if record.scores else 0,
-                                             record.scores)
-            else:
-                self.apply_payloads(payloads)
-                payloads = []
+                batch = message.payload
+                self.metrics.add_prequential(batch.base_version, batch.events if batch.scores else 0, batch.scores)
+            elif message.payload.alias == registry.CHAMPION:
+                self._apply(updates)
+                updates = []
                 log.info("model notice: %s version %s", message.payload.model_name, message.payload.version)
-                threading.Thread(target=self.load_from_registry, daemon=True, name="model-load").start()
-        if payloads:
-            self.apply_payloads(payloads)
+                self.request_load()
+        if updates:
+            self._apply(updates)
 
+    def request_load(self) -> None:
+        """Have the loader load the registry's model again; UPs from now on are kept for it."""
+        with self._lock:
+            if self._pending is None:
+                self._pending = []
+        self._load_wanted.set()
+
+    # --- loading ------------------------------------------------------------------------------
     def load_from_registry(self) -> int | None:
-        """Load the champion (or the speed snapshot built on it), swap it in; returns the update-topic offset."""
+        """Load the champion (or the speed snapshot built on it) and swap it in; retries with back-off
+        while the registry or the download fails. Returns the update-topic offset to follow from, or
+        None when there is no champion (or the manager stopped)."""
+        delay, attempt = self.RETRY_MIN_SEC, 0
+        while not self._stopped.is_set():
+            attempt += 1
+            try:
+                point = registry.resume_point(self.config)
+                if point is None:
+                    self._no_champion()
+                    return None
+                model = self.model_class.from_registered(point.chosen, self.config)
+            except Exception as exc:  # MLflow away, a download cut off: the next attempt may work
+                self.metrics.load_failures.inc()
+                log.warning("loading the %s model failed (attempt %d; retrying in %.1f s): %s: %s",
+                            registry.CHAMPION, attempt, delay, type(exc).__name__, exc,
+                            exc_info=attempt == 1)
+                # no exception text here: /ready shows the status, and it may hold the registry's URI
+                self._status = (f"loading the {registry.CHAMPION} model failed ({type(exc).__name__}, attempt "
+                                f"{attempt}); retrying every {self.RETRY_MAX_SEC:g} s at most")
+                self._stopped.wait(delay)
+                delay = min(delay * 2, self.RETRY_MAX_SEC)
+                continue
+            log.info("loaded registry version %s (%s layer, champion %s)", point.chosen.version,
+                     point.chosen.tags.get(registry.TAG_LAYER, "?"), point.champion_version)
+            self._install(model, point.champion_version)
+            # the live evaluation of this champion: a snapshot built on it holds the totals up to its offset
+            from_snapshot = point.chosen.version != point.champion_version
+            tag = point.chosen.tags.get(registry.TAG_PREQUENTIAL) if from_snapshot else None
+            self.metrics.reset_prequential(point.champion_version, *prequential.parse_totals_tag(tag))
+            return point.update_offset
+        return None
+
+    def _install(self, model, champion_version: int) -> None:
         with self._lock:
-            self._loading, self._pending = True, []
-        try:
-            point = registry.resume_point(self.config)
-            if point is None:
-                self._status = f"no model has the registry alias {registry.CHAMPION!r} yet"
-                log.info(self._status)
-                with self._lock:
-                    self._loading = False
-                return None
-            model = self.model_class.from_registered(point.chosen, self.config)
-            log.info("loaded registry version %s (%s layer)", point.chosen.version,
-                     point.chosen.tags.get(registry.TAG_LAYER, "?"))
-        except Exception as exc:
-            self._status = f"loading the {registry.CHAMPION} model failed: {exc}"
-            log.exception(self._status)
-            with self._lock:
-                self._loading = False
-            return None
+            retain = getattr(model, "retain_recent", None)
+            if retain is not None and self.model is not None and type(self.model) is type(model):
+                carried = retain(self.model)
+                if carried:
+                    log.info("kept %d ids learned since the last load that the new model lacks", carried)
+            if self._pending:
+                self._apply_to(model, champion_version, self._pending)
+            # another notice came during this load: the load it asked for needs the UPs kept so far too
+            # (those after that notice; the base check drops the others)
+            if not self._load_wanted.is_set():
+                self._pending = None
+            self.swap(model, champion_version)
+
+    def _no_champion(self) -> None:
+        self._status = f"no model has the registry alias {registry.CHAMPION!r} yet"
+        log.info(self._status)
         with self._lock:
-            # UPs that arrived while loading, with the same bad-payload guard as live ones
-            self._apply_to(model, self._pending)
-            self._loading, self._pending = False, []
-            self.swap(model)
-        # the live evaluation of this champion: a snapshot built on it holds the totals up to its offset
-        from_snapshot = point.chosen.version != point.champion_version
-        tag = point.chosen.tags.get(registry.TAG_PREQUENTIAL) if from_snapshot else None
-        self.metrics.reset_prequential(point.champion_version, *prequential.parse_totals_tag(tag))
-        return point.update_offset
+            if not self._load_wanted.is_set():
+                self._pending = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Load the registry's model, then tail the update topic from its offsets (in a background thread)."""
-        threading.Thread(target=self._start, daemon=True, name="model-manager-start").start()
+        self._loader = threading.Thread(target=self._run_loader, daemon=True, name="model-loader")
+        self._loader.start()
 
-    def _start(self) -> None:
+    def _run_loader(self) -> None:
         from headwater.topic_tail import TopicTail
 
         offset = self.load_from_registry()
@@ -176,9 +241,15 @@ class ModelManager:
         self._tail = TopicTail(self.config.get("headwater.kafka.bootstrap-servers"), self.config.update_topic,
                                self.on_records, start={0: offset or 0}, poll_timeout_ms=200).start()
         log.info("following %s from offset %s", self.config.update_topic, offset or 0)
+        while not self._stopped.is_set():
+            if self._load_wanted.wait(0.5):
+                self._load_wanted.clear()
+                self.load_from_registry()
 
     def stop(self) -> None:
         self._stopped.set()
         if self._tail is not None:
             self._tail.stop()
             self._tail = None
+        if self._loader is not None:
+            self._loader.join(timeout=10)

@@ -32,6 +32,12 @@ class ServingMetrics:
                                registry=self.registry)
         self.bad_updates = Counter("headwater_updates_skipped", "update messages that could not be applied",
                                    registry=self.registry)
+        self.ignored_updates = Counter("headwater_updates_ignored",
+                                       "UP messages computed on another champion version than the served one's",
+                                       registry=self.registry)
+        self.load_failures = Counter("headwater_model_load_failures",
+                                     "model loads from the registry that failed (each is retried)",
+                                     registry=self.registry)
         self.swaps = Counter("headwater_model_swaps", "models loaded and swapped in", registry=self.registry)
         self._last_update = Gauge("headwater_last_update_age_seconds",
                                   "seconds since the last update message was applied (-1: none yet)",

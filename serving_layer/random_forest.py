@@ -26,10 +26,11 @@ from flask import Blueprint, current_app, jsonify
 from headwater.apps.forest import updates
 from headwater.apps.forest.encoding import UnknownCategory
 from headwater.apps.forest.model import ForestModel
+from headwater.input_bounds import InputBounds
 from headwater.input_format import InputSchema, SchemaCSVFormat
 from serving_layer import formats
 from serving_layer.app_context import models, send_input_lines
-from serving_layer.errors import ApiError, bad_parameter
+from serving_layer.errors import ApiError
 
 bp = Blueprint("random_forest", __name__)
 
@@ -67,10 +68,11 @@ def _formats() -> tuple[SchemaCSVFormat, SchemaCSVFormat]:
     """(parser of data to predict: the target is ignored, parser of labelled lines), built once per app."""
     cached = current_app.extensions.get("headwater.random_forest.formats")
     if cached is None:
-        schema = InputSchema.from_config(current_app.config["HEADWATER"])
+        config = current_app.config["HEADWATER"]
+        schema, bounds = InputSchema.from_config(config), InputBounds.from_config(config)
         unlabelled = InputSchema(schema.feature_names, schema.numeric, schema.categorical,
                                  [*schema.ignored, schema.target], schema.ids)
-        cached = (SchemaCSVFormat(unlabelled), SchemaCSVFormat(schema))
+        cached = (SchemaCSVFormat(unlabelled, bounds), SchemaCSVFormat(schema, bounds))
         current_app.extensions["headwater.random_forest.formats"] = cached
     return cached
 
@@ -121,9 +123,8 @@ def feature_importances():
 def feature_importance(number):
     importances = list(_model().importances.values())
     expected = f"an int in the range [0, {len(importances) - 1}] (a predictor's position)"
-    if not number.isdigit() or int(number) >= len(importances):
-        raise bad_parameter("featureNumber", expected, number)
-    return formats.values([importances[int(number)]])
+    return formats.values([importances[formats.int_value("featureNumber", number, 0, len(importances) - 1,
+                                                         expected)]])
 
 
 def _check_labelled(lines: list[str]) -> None:

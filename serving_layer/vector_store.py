@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from headwater.input_bounds import DEFAULT_BOUNDS
+
 GROWTH = 1.5
 
 
@@ -69,10 +71,16 @@ class IdIndex:
 
 
 class FactorTable:
-    """Rows of float32 vectors (and a bias each) keyed by id, appendable without copying on every append."""
+    """Rows of float32 vectors (and a bias each) keyed by id, appendable without copying on every append.
 
-    def __init__(self, ids, vectors: np.ndarray, biases=None):
+    Ids live in one fixed-width numpy str array, so one long id widens every row: an id added later
+    may have at most ``max_id_length`` characters (``headwater.input.max-id-length``, which the input
+    formats enforce too); a longer one is a ValueError, as for any UP that cannot be applied.
+    """
+
+    def __init__(self, ids, vectors: np.ndarray, biases=None, max_id_length: int = DEFAULT_BOUNDS.max_id_length):
         n, k = vectors.shape
+        self.max_id_length = max_id_length
         self._ids = np.asarray(ids, dtype=str) if len(ids) else np.empty(0, dtype="<U1")
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._norms = np.linalg.norm(self._vectors, axis=1).astype(np.float32)
@@ -109,6 +117,9 @@ class FactorTable:
             raise ValueError(f"vector of {id_!r} has {vector.size} values, the model has {self.features} features")
         row = self.index.get(id_)
         if row is None:
+            if len(id_) > self.max_id_length:
+                raise ValueError(f"id {id_[:40]!r}... has {len(id_)} characters, more than {self.max_id_length} "
+                                 "(headwater.input.max-id-length)")
             row = len(self)
             if row == len(self._ids) or len(id_) > self._ids.dtype.itemsize // 4:
                 self._grow(max(16, int(row * GROWTH)) if row == len(self._ids) else len(self._ids), len(id_))

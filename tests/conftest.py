@@ -12,11 +12,21 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from headwater.config import load_config
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+# Property tests: a bounded run in `make test`, a long one in `make fuzz` (--hypothesis-profile=fuzz).
+# No deadline: the machine is shared, and a slow example is not a failure. No example database:
+# a run must not depend on files left by an earlier one.
+settings.register_profile("default", max_examples=200, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=20_000, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from headwater.apps.als.factors import ALSFactors
+from headwater.apps.als.factors import ALSFactors, ALSSettings
 from serving_layer.als_model import ALSServingModel
 from serving_layer.ann_index import ANNSettings
 from serving_layer.item_ranking import ItemRanker, RankingSettings
@@ -118,7 +118,7 @@ def test_recommend_endpoint_pages_the_same_under_concurrency(make_config):
     users = [f"u{n}" for n in range(8)]
     factors = ALSFactors(users, rng.standard_normal((8, 6)), [f"i{n}" for n in range(3000)],
                          rng.standard_normal((3000, 6)), {u: {f"i{n}" for n in range(3 * k, 3 * k + 5)}
-                                                          for k, u in enumerate(users)}, True)
+                                                          for k, u in enumerate(users)}, ALSSettings(True))
     manager = ModelManager(model_class=ALSServingModel)
     manager.swap(ALSServingModel(factors, version=1, ranking=RankingSettings(group_wait_ms=50.0)))
     app = create_app(make_config(), manager)
@@ -145,7 +145,7 @@ def ann_model():
     rng = np.random.default_rng(11)
     n = 5000
     factors = ALSFactors(["u0", "u1"], rng.standard_normal((2, 16)), [f"i{i}" for i in range(n)],
-                         rng.standard_normal((n, 16)), {"u0": {"i1", "i2"}}, True)
+                         rng.standard_normal((n, 16)), {"u0": {"i1", "i2"}}, ALSSettings(True))
     settings = RankingSettings(ann=ANNSettings(min_items=1000, rebuild_fraction=0.001))
     model = ALSServingModel(factors, version=1, ranking=settings)
     wait_ready(model.ranker)

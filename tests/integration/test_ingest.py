@@ -1,10 +1,15 @@
 """Ingestion from the real broker into Delta with the shared Spark session: parsing, rejects, replays."""
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pyarrow as pa
 import pytest
 
-from batch_layer.ingest import CheckpointMissingError, IngestBatchWriter, parse_record_batch, run_ingest
+from batch_layer.ingest import IngestBatchWriter, parse_record_batch, run_ingest
+from batch_layer.ingest_checkpoint import CheckpointMismatchError, CheckpointMissingError
 from headwater import delta_tables
 from headwater.apps.als.events import ALSFormat
 from headwater.kafka_admin import ensure_topics
@@ -88,11 +93,74 @@ def test_a_crash_between_the_two_appends_is_repaired_on_replay(broker_config):
 
 
 def test_refuses_to_restart_without_the_checkpoint_of_ingested_tables(broker_config, spark):
-    import shutil
-
     config = broker_config()
     produce(config, VALID)
     run_ingest(config, once=True)
     shutil.rmtree(config.checkpoint_uri("ingest"))
     with pytest.raises(CheckpointMissingError, match="checkpoint"):
         run_ingest(config, once=True)
+
+
+POISON = ["[" * 3000, "[" * 3000 + ",i1", "u1,i1,1,99999999999999999999", "u1,i1,1e300", "u" * 5000 + ",i1",
+          '["\\ud800", "i1"]', "u1,i1,1e999", "u1,i1,1,1e400", "x" * 70_000]
+
+
+def test_poison_lines_land_in_rejected_with_reasons_and_the_query_goes_on(broker_config):
+    config = broker_config(**{"kafka.input-partitions": 1})
+    produce(config, ["u1,i1,1.0", *POISON, "u2,i2,2.0"], partitions=1)
+    totals = run_ingest(config, once=True)
+    assert (totals.events, totals.rejected) == (2, len(POISON))
+    rejected = {r["line"]: r["reason"] for r in delta_tables.read_table_arrow(config.table_uri("rejected")).to_pylist()}
+    assert set(rejected) == set(POISON)
+    assert rejected["[" * 3000] == "nested too deeply to parse"
+    assert rejected["u1,i1,1,99999999999999999999"].startswith("timestamp must be in [0, 4102444800000] ms")
+    assert rejected["u1,i1,1e300"].startswith("strength must be within")
+    assert rejected["x" * 70_000].startswith("the line has 70000 bytes")
+
+
+def ingest_points(config) -> list[tuple[int, dict]]:
+    """(batch id, end offsets) of every ingest commit of the events table, oldest first."""
+    from batch_layer.ingest_checkpoint import BATCH_KEY, OFFSETS_KEY
+
+    history = delta_tables.open_table(config.table_uri("events")).history()
+    return [(int(c[BATCH_KEY]), json.loads(c[OFFSETS_KEY])) for c in reversed(history) if BATCH_KEY in c]
+
+
+def test_every_batch_commits_its_end_offsets_and_a_restored_copy_is_refused(broker_config, tmp_path):
+    config = broker_config(**{"kafka.input-partitions": 1, "kafka.max-records-per-trigger": 3})
+    root = Path(config.table_uri("events")).parent
+    produce(config, [f"u{i},i{i}" for i in range(5)] + ["bad"], partitions=1)
+    run_ingest(config, once=True)
+    assert ingest_points(config) == [(0, {"0": 3}), (1, {"0": 6})]  # the second batch: 2 events, 1 rejected
+    shutil.copytree(root, tmp_path / "backup")  # tables and checkpoint after batch 1
+
+    produce(config, ["bad1", "bad2", "bad3", "u9,i9"], partitions=1)
+    run_ingest(config, once=True)
+    assert ingest_points(config)[2:] == [(2, {"0": 9}), (3, {"0": 10})]  # batch 2 had no valid line: committed
+    assert delta_tables.read_table_arrow(config.table_uri("events")).num_rows == 6
+
+    # an older checkpoint with the newer tables: batches 2 and 3 would be planned anew and skipped
+    checkpoint = Path(config.checkpoint_uri("ingest"))
+    newer_checkpoint = tmp_path / "newer-checkpoint"
+    shutil.move(checkpoint, newer_checkpoint)
+    shutil.copytree(tmp_path / "backup" / "_checkpoints" / "ingest", checkpoint)
+    with pytest.raises(CheckpointMismatchError, match="the checkpoint is older than the table"):
+        run_ingest(config, once=True)
+
+    # older tables with the newer checkpoint: batches 2 and 3 would be missing for good
+    shutil.rmtree(checkpoint)
+    shutil.move(newer_checkpoint, checkpoint)
+    for name in ("events", "rejected"):
+        shutil.rmtree(root / name)
+        shutil.copytree(tmp_path / "backup" / name, root / name)
+    with pytest.raises(CheckpointMismatchError, match="the table is older than the checkpoint") as refused:
+        run_ingest(config, once=True)
+    assert f"{checkpoint}/offsets/{{2..3}}" in str(refused.value)
+    # the fix the message names: roll the checkpoint back, and the batches are read again, once
+    for batch in (2, 3):
+        for log in ("offsets", "commits"):
+            (checkpoint / log / str(batch)).unlink()
+            (checkpoint / log / f".{batch}.crc").unlink(missing_ok=True)
+    run_ingest(config, once=True)
+    assert delta_tables.read_table_arrow(config.table_uri("events")).num_rows == 6
+    assert delta_tables.read_table_arrow(config.table_uri("rejected")).num_rows == 4

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import queue
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import pyarrow.compute as pc
 from headwater import delta_tables
 from headwater.kafka_admin import ensure_topics
 from headwater.kafka_producer import LineProducer
+from tests.integration.processes import kill_group
 
 LINES = 50_000
 CHUNK = 1_000
@@ -75,19 +75,6 @@ def committed_rows(uri: str) -> int:
     import pyarrow as pa
 
     return pa.table(delta_tables.open_table(uri).get_add_actions())["num_records"].to_numpy().sum()
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"processes of group {process.pid} survived SIGKILL")
 
 
 def test_every_line_lands_exactly_once_despite_kills(tmp_path, broker):

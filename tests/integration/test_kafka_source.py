@@ -6,12 +6,14 @@ import threading
 import time
 import uuid
 
+import pytest
 from kafka import TopicPartition
+from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
 
 from headwater.embedded import free_port, start_broker
 from headwater.kafka_admin import ensure_topics, new_consumer, true_end_offsets
 from headwater.kafka_producer import LineProducer
-from headwater.kafka_source import KafkaSourceOptions, KafkaStreamReader, OffsetRange
+from headwater.kafka_source import DataLossError, KafkaSourceOptions, KafkaStreamReader, OffsetRange
 
 
 def unique_topic() -> str:
@@ -145,13 +147,42 @@ def test_read_ends_a_range_whose_records_are_gone_instead_of_hanging(broker):
     topic = unique_topic()
     ensure_topics(broker, {topic: 1})
     produce(broker, topic, (f"r{i}" for i in range(10)))
-    reader = KafkaStreamReader(KafkaSourceOptions(broker, topic, poll_timeout_ms=100))
+    reader = KafkaStreamReader(KafkaSourceOptions(broker, topic, poll_timeout_ms=100, fail_on_data_loss=False))
 
     batches = list(reader.read(OffsetRange(topic, 0, 3, 8)))
     assert [v for b in batches for v in b.column("value").to_pylist()] == [f"r{i}" for i in range(3, 8)]
     # a range planned before the topic was recreated smaller: what exists is read, then it ends
     beyond = list(reader.read(OffsetRange(topic, 0, 5, 500)))
     assert [v for b in beyond for v in b.column("value").to_pylist()] == [f"r{i}" for i in range(5, 10)]
+    # by default that is data loss, and the task fails (Spark retries it, then fails the query)
+    strict = KafkaStreamReader(KafkaSourceOptions(broker, topic, poll_timeout_ms=100))
+    with pytest.raises(DataLossError, match="offsets 5 to 499 are not available any more"):
+        list(strict.read(OffsetRange(topic, 0, 5, 500)))
+
+
+class RetentionReader(KafkaStreamReader):
+    """Reports records below ``deleted_below`` as deleted: the embedded broker has neither retention nor
+    DeleteRecords, so this is the one part that cannot run here for real."""
+
+    deleted_below = 6
+
+    def _first_offsets(self, consumer, partitions):
+        return dict.fromkeys(partitions, self.deleted_below)
+
+
+def test_records_deleted_before_they_were_read_fail_the_query_unless_told_otherwise(broker):
+    topic = unique_topic()
+    ensure_topics(broker, {topic: 1})
+    produce(broker, topic, (f"r{i}" for i in range(10)))
+    strict = RetentionReader(KafkaSourceOptions(broker, topic, poll_timeout_ms=100))
+    with pytest.raises(DataLossError, match=r"offsets 2 to 5 were deleted \(retention\?\) before the query read"):
+        strict.latestOffset({"0": 2}, ReadAllAvailable())
+    with pytest.raises(DataLossError, match="fail-on-data-loss = false"):
+        list(strict.read(OffsetRange(topic, 0, 2, 8)))
+    lenient = RetentionReader(KafkaSourceOptions(broker, topic, poll_timeout_ms=100, fail_on_data_loss=False))
+    assert lenient.latestOffset({"0": 2}, ReadMaxRows(3)) == {"0": 9}  # from offset 6 on
+    lenient.stop()
+    strict.stop()
 
 
 def read_200_then_restart_broker(spark, tmp_path):
@@ -173,13 +204,14 @@ def read_200_then_restart_broker(spark, tmp_path):
 def test_broker_restart_then_topic_missing_then_empty(spark, tmp_path):
     # memory storage: the new broker on the same port knows no topic at all
     broker, bootstrap, topic = read_200_then_restart_broker(spark, tmp_path)
+    lenient = {"failOnDataLoss": "false"}
     try:
-        assert run_available_now(spark, bootstrap, topic, tmp_path / "ck").all() == []
+        assert run_available_now(spark, bootstrap, topic, tmp_path / "ck", **lenient).all() == []
         # an empty recreated topic: one batch moves the offsets back to 0 and reads nothing
         ensure_topics(bootstrap, {topic: 2})
-        assert run_available_now(spark, bootstrap, topic, tmp_path / "ck").all() == []
+        assert run_available_now(spark, bootstrap, topic, tmp_path / "ck", **lenient).all() == []
         produce(bootstrap, topic, (f"after{i}" for i in range(6)), partitions=2)
-        after = run_available_now(spark, bootstrap, topic, tmp_path / "ck").all()
+        after = run_available_now(spark, bootstrap, topic, tmp_path / "ck", **lenient).all()
         assert sorted(r["value"] for r in after) == sorted(f"after{i}" for i in range(6))
     finally:
         broker.stop()
@@ -190,7 +222,13 @@ def test_a_recreated_topic_with_fewer_records_is_read_from_its_beginning(spark, 
     try:
         ensure_topics(bootstrap, {topic: 2})
         produce(bootstrap, topic, (f"after{i}" for i in range(6)), partitions=2)
-        after = run_available_now(spark, bootstrap, topic, tmp_path / "ck").all()
+        # by default the records lost with the old topic fail the query, naming the way on
+        query = (stream(spark, bootstrap, topic).writeStream.foreachBatch(Batches())
+                 .option("checkpointLocation", str(tmp_path / "ck")).trigger(availableNow=True).start())
+        with pytest.raises(Exception, match="fail-on-data-loss = false"):
+            query.awaitTermination(120)
+        lenient = {"failOnDataLoss": "false"}
+        after = run_available_now(spark, bootstrap, topic, tmp_path / "ck", **lenient).all()
         assert sorted(r["value"] for r in after) == sorted(f"after{i}" for i in range(6))
         # and the query goes on normally from the new ends
         produce(bootstrap, topic, ["later"], partitions=2)

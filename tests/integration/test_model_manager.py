@@ -1,6 +1,7 @@
 """The serving layer's model manager against the real broker and registry: resume point, updates, swaps."""
 from __future__ import annotations
 
+import threading
 import time
 
 import mlflow.pyfunc
@@ -11,8 +12,10 @@ from headwater.apps.als.factors import ALSFactors
 from headwater.kafka_admin import ensure_topics
 from headwater.kafka_producer import LineProducer
 from headwater.messages import ModelNotice, encode_model_notice, encode_up
+from serving_layer.als_model import ALSServingModel
 from serving_layer.app import create_app
 from serving_layer.app_context import MODELS
+from serving_layer.model_manager import ModelManager
 from tests.test_serving_app import factors
 
 
@@ -66,5 +69,92 @@ def test_loads_champion_with_speed_snapshot_follows_updates_and_swaps(broker_con
                                 encode_model_notice(ModelNotice(config.app_id, newer.version, None)))
         wait_for(lambda: manager.model.version == newer.version)
         assert len(client.get("/item/allIDs").text.split()) == 50
+    finally:
+        manager.stop()
+
+
+class GatedModel(ALSServingModel):
+    """Loads block on a gate per version (to hold a load open) and count how many run at once."""
+
+    gates: dict[int, threading.Event] = {}
+    running = 0
+    most_at_once = 0
+    count_lock = threading.Lock()
+
+    @classmethod
+    def from_registered(cls, registered, config=None):
+        with cls.count_lock:
+            cls.running += 1
+            cls.most_at_once = max(cls.most_at_once, cls.running)
+        try:
+            gate = cls.gates.get(registered.version)
+            if gate is not None:
+                assert gate.wait(60), "the test never opened the gate"
+            return cls(ALSFactors.load(registered.path), version=registered.version)
+        finally:
+            with cls.count_lock:
+                cls.running -= 1
+
+
+def notice(version: int, config) -> bytes:
+    return encode_model_notice(ModelNotice(config.app_id, version, None))
+
+
+def test_one_loader_the_newest_notice_wins_and_ups_during_a_load_reach_the_new_model(broker_config, tmp_path):
+    config = broker_config()
+    bootstrap = config.get("headwater.kafka.bootstrap-servers")
+    ensure_topics(bootstrap, {config.update_topic: 1})
+    first = register(config, tmp_path, factors(1), "v1", {"layer": "batch"}, ["champion"])
+    manager = ModelManager(config, GatedModel)
+    manager.start()
+    try:
+        wait_for(lambda: manager.ready_reason() is None)
+        second = register(config, tmp_path, factors(2), "v2", {"layer": "batch"}, ["champion"])
+        GatedModel.gates[second.version] = gate = threading.Event()
+        with LineProducer(bootstrap) as producer:
+            producer.send_bytes(config.update_topic, notice(second.version, config)).get(10)
+        wait_for(lambda: GatedModel.running == 1)  # the load of version 2 is held open
+        third = register(config, tmp_path, factors(3), "v3", {"layer": "batch"}, ["champion"])
+        with LineProducer(bootstrap) as producer:
+            for message in (notice(third.version, config),
+                            encode_up(["X", "on-first", [1.0] * 4, None], base_version=first.version),
+                            encode_up(["X", "on-second", [1.0] * 4, None], base_version=second.version),
+                            encode_up(["X", "on-third", [1.0] * 4, None], base_version=third.version)):
+                producer.send_bytes(config.update_topic, message).get(10)
+        wait_for(lambda: manager.metrics.ignored_updates._value.get() >= 2)  # v1 serves: 2 of another base
+        assert "on-first" in manager.model.users.index  # its own base: applied at once
+        gate.set()
+        wait_for(lambda: manager.model.version == third.version)
+        assert GatedModel.most_at_once == 1
+        served = manager.model
+        assert "on-third" in served.users.index and "on-second" not in served.users.index
+        assert "on-first" not in served.users.index
+        time.sleep(1.0)  # nothing older is swapped in afterwards
+        assert manager.model is served
+    finally:
+        manager.stop()
+
+
+def test_poisoned_update_records_leave_the_served_model_consistent(broker_config, tmp_path):
+    config = broker_config()
+    bootstrap = config.get("headwater.kafka.bootstrap-servers")
+    ensure_topics(bootstrap, {config.update_topic: 1})
+    champion = register(config, tmp_path, factors(1), "v1", {"layer": "batch"}, ["champion"])
+    manager = ModelManager(config, ALSServingModel)
+    manager.start()
+    try:
+        wait_for(lambda: manager.ready_reason() is None)
+        poison = [b'{"type": "MODEL", "model_name": "x", "version": 1e999}', b'{"type": "UP", "payload": 1e999}',
+                  b'{"type": "UP", "payload": ["X", "bad", [1e999, 1, 1, 1], null]}',
+                  b'{"type": "UP", "payload": ["X", "bad2", [1, 1, 1, 1], null], "base": 1e999}',
+                  b"[" * 3000, b"\xff\xfe", b'{"type": "UP", "payload": ["X", "' + b"u" * 5000 + b'", [1,1,1,1]]}']
+        with LineProducer(bootstrap) as producer:
+            for raw in poison:
+                producer.send_bytes(config.update_topic, raw)
+            producer.send_bytes(config.update_topic, encode_up(["X", "fine", [1.0] * 4, None], champion.version))
+        wait_for(lambda: "fine" in manager.model.users.index)
+        assert manager.model.version == champion.version and manager.ready_reason() is None
+        assert manager.metrics.bad_updates._value.get() >= 5
+        assert len(manager.model.users.view.ids.dtype.str) and manager.model.users.view.ids.dtype.itemsize <= 4 * 256
     finally:
         manager.stop()

@@ -93,3 +93,27 @@ def test_taken_port_and_dead_child_are_clear(stack_conf, tmp_path):
     # `up` restarts the dead broker and recreates its (in-memory) topics
     headwater("stack", "up", "--conf", stack_conf)
     assert "dead" not in headwater("stack", "status", "--conf", stack_conf).stdout
+
+
+def test_down_leaves_alone_a_process_that_took_over_a_recorded_pid(stack_conf, tmp_path):
+    import json
+
+    headwater("stack", "up", "--conf", stack_conf)
+    started = pids(tmp_path)
+    headwater("stack", "down", "--conf", stack_conf)
+    # a stale pid file whose pid now belongs to an unrelated process (here: one this test started)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        run_dir = tmp_path / "var" / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "broker.pid").write_text(json.dumps({"pid": bystander.pid, "command": ["tansu", "broker"]}))
+        out = headwater("stack", "down", "--conf", stack_conf)
+        assert "stopped nothing" in out.stdout
+        assert "leaving it alone" in out.stderr
+        assert bystander.poll() is None and pid_alive(bystander.pid)
+        assert "dead" not in headwater("stack", "status", "--conf", stack_conf).stdout
+        assert not (run_dir / "broker.pid").exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
+    assert set(started) == {"broker", "mlflow"}

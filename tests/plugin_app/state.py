@@ -9,32 +9,34 @@ import numpy as np
 import pyarrow as pa
 
 from headwater.api import AppExample
-from headwater.input_format import ParsedLines, parse_number
+from headwater.input_bounds import DEFAULT_BOUNDS, InputBounds
+from headwater.input_format import ParsedLines, parse_each
 from headwater.registry import MODEL_ARTIFACT
 
 
 class KeyValueFormat:
+    """``key,value`` lines, checked against ``headwater.input.*`` with the framework's helpers."""
+
     schema = pa.schema([("key", pa.string()), ("value", pa.float64())])
+
+    def __init__(self, bounds: InputBounds = DEFAULT_BOUNDS):
+        self.bounds = bounds
 
     @classmethod
     def from_config(cls, config) -> KeyValueFormat:
-        return cls()
+        return cls(InputBounds.from_config(config))
 
     def parse(self, lines) -> ParsedLines:
-        index, keys, values, rejected = [], [], [], []
-        for i, line in enumerate(lines):
-            key, sep, raw = line.partition(",")
-            try:
-                if not sep or not key.strip():
-                    raise ValueError("expected key,value")
-                values.append(parse_number(raw.strip(), "value"))
-            except ValueError as exc:
-                rejected.append((i, str(exc)))
-                continue
-            index.append(i)
-            keys.append(key.strip())
-        return ParsedLines(pa.table({"line_index": pa.array(index, pa.int32()), "key": keys,
+        index, rows, rejected = parse_each(lines, self._parse_one)
+        keys, values = zip(*rows) if rows else ((), ())
+        return ParsedLines(pa.table({"line_index": pa.array(index, pa.int32()), "key": pa.array(keys, pa.string()),
                                      "value": pa.array(values, pa.float64())}), rejected)
+
+    def _parse_one(self, line: str) -> tuple[str, float]:
+        key, sep, raw = self.bounds.line(line).partition(",")
+        if not sep or not key.strip():
+            raise ValueError("expected key,value")
+        return self.bounds.identifier(key, "key"), self.bounds.number(raw.strip(), "value", self.bounds.max_abs_feature)
 
 
 class KeyMeans:
