@@ -10,7 +10,8 @@ from tests.test_ml_update import FakeApp, Quality
 
 
 def fake_config(make_config):
-    return make_config(app="tests.test_ml_update:FAKE")
+    # without the refit, the champion is the model a test registered (a refit champion is not compared)
+    return make_config(app="tests.test_ml_update:FAKE", **{"ml.eval.refit": False})
 
 
 def run(config, spark, qualities, publish=None, before_promotion=None, app=None):

@@ -176,11 +176,11 @@ def test_ann_index_follows_up_updated_and_up_added_items(ann_model):
     query = np.zeros(16, dtype=np.float32)
     query[0] = 1.0
     best = 100.0 * query
-    ann_model.apply_update(["Y", "i42", best.tolist(), None])      # an existing item moves to the top
+    ann_model.apply_update(["Y", "i42", best.tolist(), 0.0])      # an existing item moves to the top
     assert ann_model.top_n(query, 1) == [("i42", 100.0)]
-    ann_model.apply_update(["Y", "brand-new", (2 * best).tolist(), ["u1"]])  # a new item, better still
+    ann_model.apply_update(["Y", "brand-new", (2 * best).tolist(), 0.0])  # a new item, better still
     assert [i for i, _ in ann_model.top_n(query, 2)] == ["brand-new", "i42"]
-    ann_model.apply_update(["Y", "i42", (-best).tolist(), None])    # and moved away again
+    ann_model.apply_update(["Y", "i42", (-best).tolist(), 0.0])    # and moved away again
     assert "i42" not in {i for i, _ in ann_model.top_n(query, 10)}
     assert ann_model.top_n(query, 10) == ann_model.ranker.top_n(query, 10) != []
 
@@ -190,7 +190,7 @@ def test_ann_codes_are_rebuilt_in_the_background_after_many_changes(ann_model):
     first = index._codes
     rng = np.random.default_rng(4)
     for n in range(20):  # rebuild-fraction 0.001 of 5000 items: a rebuild after 6 changes
-        ann_model.apply_update(["Y", f"i{n}", rng.standard_normal(16).tolist(), None])
+        ann_model.apply_update(["Y", f"i{n}", rng.standard_normal(16).tolist(), 0.0])
     deadline = time.monotonic() + 60
     while index._codes is first or index._building:
         assert time.monotonic() < deadline

@@ -52,9 +52,12 @@ def promote(config, tmp_path, seed: int) -> registry.RegisteredModel:
 
 def up(n: int, rng, base: int) -> bytes:
     if n % 3:
-        user = f"s{n % 250}"
-        return encode_up(["X", user, rng.normal(size=FEATURES).tolist(), 0.0,
-                          {f"i{n % 120}": 1.0, f"i{(n * 7) % 120}": 1.0}], base)
+        # a user's pairs are the same on either champion, as the speed layer's re-fold of its events
+        # after the new champion's cut-off makes them; so a replica that carried the user over the
+        # switch (retain recent) and one that loaded the new champion after it agree
+        user = n % 250
+        return encode_up(["X", f"s{user}", rng.normal(size=FEATURES).tolist(), 0.0,
+                          {f"i{user % 120}": 1.0, f"i{(user * 7) % 120}": 1.0}], base)
     return encode_up(["Y", f"j{n % 400}", rng.normal(size=FEATURES).tolist(), 0.0], base)
 
 

@@ -12,7 +12,6 @@ import urllib.parse
 from batch_layer.ingest import _start, run_ingest
 from batch_layer.runner import run_batch_once
 from headwater import delta_tables
-from headwater.apps.als.demo import history_lines
 from headwater.kafka_admin import ensure_topics
 from headwater.kafka_producer import LineProducer
 from serving_layer.app import create_app
@@ -27,6 +26,20 @@ SETTINGS = {"als.hyperparams.features": [6], "als.iterations": 5, "ml.eval.candi
 POISON = ["[" * 3000, "[" * 3000 + ",i1", "u1,m1,1,99999999999999999999", "u1,m1,1e300", "u1,m1,1e999",
           "u1,m1,1,1e400", "u" * 5000 + ",m1", '["\\ud800", "m1"]', "9" * 5000 + ",1", '"', '"a,b', "\x00,\x00",
           "[1, [2]]", '{"a": 1}', "[]", ",", ",,,,,,,,,,", "x" * 70_000, "u1,m1,nan", "u1,m1,1,²"]
+
+
+def history_lines() -> list[str]:
+    """Two groups of users, each rating its own half of the items high and a few of the other's low:
+    structure ALS finds and the most-popular baseline does not."""
+    lines = []
+    for user in range(120):
+        group = user % 2
+        for k in range(12):
+            own = (user * 7 + k * 3) % 20 + 20 * group
+            lines.append(f"u{user},m{own},{4 + (user + k) % 2}")
+        for k in range(2):
+            lines.append(f"u{user},m{(user + k * 11) % 20 + 20 * (1 - group)},1")
+    return lines
 
 
 def rejected_reasons(config) -> dict[str, str]:
