@@ -33,7 +33,7 @@ def publish_model_notice(config: Config, notice: ModelNotice) -> None:
     from headwater.kafka_producer import LineProducer
     from headwater.registry import TAG_UPDATE_OFFSET, offsets_tag, set_version_tag
 
-    bootstrap = config.get("headwater.kafka.bootstrap-servers")
+    bootstrap = config.kafka
     ensure_topics(bootstrap, {config.update_topic: config.get("headwater.kafka.update-partitions")})
     ends = true_end_offsets(bootstrap, config.update_topic)
     set_version_tag(config, notice.version, TAG_UPDATE_OFFSET, offsets_tag(ends))

@@ -15,6 +15,7 @@ set it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -26,19 +27,35 @@ from pyhocon.exceptions import ConfigException
 from headwater.api import App
 from headwater.apps import find_app
 from headwater.constraints import (
+    BOOL,
+    NON_EMPTY_STRING,
     STRING,
     STRINGS,
     ConfigError,
+    ContextPath,
     Interval,
+    ListOf,
     OfType,
     Optional,
     Options,
     validate,
 )
+from headwater.kafka_settings import PROTOCOLS, SASL_MECHANISMS, KafkaSettings
 
 REFERENCE_CONF = Path(__file__).with_name("reference.conf")
 # Sections whose keys are user-defined, so they are not checked against the reference files.
 OPEN_SECTIONS = ("headwater.spark.conf", "headwater.storage.options")
+# Keys whose values are never shown, in error messages or anywhere else (the last path segment)
+SECRET_KEY = re.compile(r"(^|-)(password|secret|tokens?)$")
+
+
+def is_secret(path: str) -> bool:
+    """True for keys holding credentials: their values are never echoed.
+
+    >>> is_secret("headwater.serving.api.read-tokens"), is_secret("headwater.kafka.ssl.key-file")
+    (True, False)
+    """
+    return bool(SECRET_KEY.search(path.rsplit(".", 1)[-1]))
 
 # Constraints of the core keys; an app adds those of its section (App.constraints).
 CORE_CONSTRAINTS: dict[str, Any] = {
@@ -52,6 +69,15 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.kafka.starting-offsets": STRING,
     "headwater.kafka.poll-timeout-ms": Interval(int, 1),
     "headwater.kafka.max-message-bytes": Interval(int, 1024),
+    "headwater.kafka.security-protocol": Options(PROTOCOLS),
+    "headwater.kafka.ssl.ca-file": Optional(STRING),
+    "headwater.kafka.ssl.cert-file": Optional(STRING),
+    "headwater.kafka.ssl.key-file": Optional(STRING),
+    "headwater.kafka.ssl.key-password": Optional(STRING),
+    "headwater.kafka.ssl.check-hostname": BOOL,
+    "headwater.kafka.sasl.mechanism": Optional(Options(SASL_MECHANISMS)),
+    "headwater.kafka.sasl.user-name": Optional(STRING),
+    "headwater.kafka.sasl.password": Optional(STRING),
     "headwater.storage.root": STRING,
     "headwater.mlflow.tracking-uri": STRING,
     "headwater.mlflow.experiment": Optional(STRING),
@@ -70,6 +96,16 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.serving.host": STRING,
     "headwater.serving.port": Interval(int, 0, 65535),
     "headwater.serving.rescorer": Optional(STRING),
+    "headwater.serving.api.read-only": BOOL,
+    "headwater.serving.api.read-tokens": ListOf(NON_EMPTY_STRING, allow_empty=True),
+    "headwater.serving.api.write-tokens": ListOf(NON_EMPTY_STRING, allow_empty=True),
+    "headwater.serving.api.user-name": Optional(NON_EMPTY_STRING),
+    "headwater.serving.api.password": Optional(NON_EMPTY_STRING),
+    "headwater.serving.api.tls.cert-file": Optional(STRING),
+    "headwater.serving.api.tls.key-file": Optional(STRING),
+    "headwater.serving.api.context-path": ContextPath(),
+    "headwater.serving.api.compress-min-bytes": Interval(int, 0),
+    "headwater.serving.api.threads": Interval(int, 1),
     "headwater.input-schema.feature-names": STRINGS,
     "headwater.input-schema.numeric-features": STRINGS,
     "headwater.input-schema.categorical-features": STRINGS,
@@ -151,6 +187,11 @@ class Config:
     def checkpoint_uri(self, query: str) -> str:
         return f"{self.storage_root.rstrip('/')}/{self.app_id}/_checkpoints/{query}"
 
+    @cached_property
+    def kafka(self) -> KafkaSettings:
+        """How every Kafka client of this app reaches the brokers (``headwater.kafka.*``)."""
+        return KafkaSettings.from_config(self)
+
     def with_overrides(self, overrides: Iterable[str]) -> Config:
         """This config with more ``key=value`` overrides, checked like :func:`load_config`'s."""
         return _checked([*self._layers, *(_override_layer(o) for o in overrides)])
@@ -179,7 +220,7 @@ def _checked(layers: Sequence[Layer]) -> Config:
     tree = _merge([*references, *layers])
     config = Config(tree, layers, references)
     _check_known_keys(layers, references, app)
-    validate(lambda p: config.get(p, None), config.source_of, constraints)
+    validate(lambda p: config.get(p, None), config.source_of, constraints, is_secret)
     return config
 
 
@@ -234,7 +275,7 @@ def _parse(text: str, name: str) -> ConfigTree:
 def _override_layer(override: str) -> Layer:
     key, sep, value = override.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {override!r} must look like key=value")
+        raise ConfigError(f"override {override.strip()[:60]!r} must look like key=value")
     key = key.strip()
     if not key.startswith("headwater."):
         key = "headwater." + key
@@ -242,7 +283,8 @@ def _override_layer(override: str) -> Layer:
         tree = ConfigFactory.parse_string(f"{key} = {value.strip() or 'null'}")
     except Exception:
         tree = ConfigFactory.parse_string(f"{key} = {_quote(value.strip())}")
-    return f"-D {override}", tree
+    # the layer is named by its key alone: a value may be a secret, and layer names go into messages
+    return f"-D {key}", tree
 
 
 def _quote(text: str) -> str:

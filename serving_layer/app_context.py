@@ -38,7 +38,7 @@ def send_input_lines(lines: list[str]) -> int:
     with _producer_lock:
         producer = current_app.extensions.get(PRODUCER)
         if producer is None:
-            producer = current_app.extensions[PRODUCER] = LineProducer(config.get("headwater.kafka.bootstrap-servers"))
+            producer = current_app.extensions[PRODUCER] = LineProducer(config.kafka)
     sent = producer.send_lines(config.input_topic, lines)
     producer.flush(timeout=30)
     return sent

@@ -50,7 +50,7 @@ class SpeedLayer:
         self.config = config
         self.model_class = model_class or config.app.resolve("speed")
         self.input_format = config.app.make_input_format(config)
-        self.bootstrap = config.get("headwater.kafka.bootstrap-servers")
+        self.bootstrap = config.kafka
         self.state = ModelState()
         self.evaluation = LiveEvaluation(config)
         self._stopping = threading.Event()

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,6 +19,24 @@ from headwater.config import Config, ConfigError, load_config
 from headwater.embedded import StackError
 
 log = logging.getLogger("headwater")
+
+# -D overrides handed to a child process (a JSON list of "key=value"): a command line is readable by
+# every user of the machine (ps, /proc/<pid>/cmdline), a process's environment only by its owner.
+OVERRIDES_ENV = "HEADWATER_CONFIG_OVERRIDES"
+
+
+def overrides_from_environment() -> list[str]:
+    """The overrides a parent passed in ``HEADWATER_CONFIG_OVERRIDES`` (applied before the command line's)."""
+    raw = os.environ.get(OVERRIDES_ENV)
+    if not raw:
+        return []
+    try:
+        overrides = json.loads(raw)
+    except ValueError:
+        overrides = None
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"{OVERRIDES_ENV} must be a JSON list of \"key=value\" strings")
+    return overrides
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,11 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("kafka", "py4j", "urllib3", "alembic", "mlflow.store"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        overrides = [*overrides_from_environment(), *args.overrides]
         if args.command == "demo":
             from headwater.cli.demo import run_demo
 
-            return run_demo(args.app, args.conf, args.overrides)
-        config = load_config(args.conf, args.overrides)
+            return run_demo(args.app, args.conf, overrides)
+        config = load_config(args.conf, overrides)
         return COMMANDS[args.command](config, args)
     except (ConfigError, StackError) as exc:
         print(f"headwater: {exc}", file=sys.stderr)
@@ -109,7 +130,7 @@ def _ingest(config: Config, args) -> int:
     sent = 0
     columns = (TextColumn("sending to " + config.input_topic), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
-    with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer, \
+    with LineProducer(config.kafka) as producer, \
             Progress(*columns, transient=not sys.stderr.isatty()) as progress:
         task = progress.add_task("ingest", total=total)
         for line in read_lines(args.file):

@@ -9,6 +9,8 @@ the serving layer's answer changes, with no further batch run. An app names its 
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -75,7 +77,7 @@ def _load_history(config: Config, lines: list[str]) -> None:
     from headwater.kafka_producer import LineProducer
     from headwater.spark import get_spark
 
-    with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
+    with LineProducer(config.kafka) as producer:
         producer.send_lines(config.input_topic, lines)
     print(f"sent {len(lines)} history lines to {config.input_topic}; ingesting into Delta and training")
     run_ingest(config, once=True)
@@ -84,17 +86,24 @@ def _load_history(config: Config, lines: list[str]) -> None:
     get_spark(config).stop()
 
 
+def layer_command(command: str, conf: str, overrides: list[str]) -> tuple[list[str], dict[str, str]]:
+    """A layer's command line and environment: the overrides travel in the environment, since they may
+    hold secrets and a command line is visible to every user of the machine."""
+    from headwater.cli import OVERRIDES_ENV
+
+    args = [sys.executable, "-m", "headwater.cli", command, "--conf", conf]
+    return args, {**os.environ, OVERRIDES_ENV: json.dumps(list(overrides))}
+
+
 def _start_layers(conf: str, overrides: list[str], log_dir: Path) -> list[subprocess.Popen]:
     log_dir.mkdir(parents=True, exist_ok=True)
     children = []
     for command in LAYERS:
-        args = [sys.executable, "-m", "headwater.cli", command, "--conf", conf]
-        for override in overrides:
-            args += ["-D", override]
+        args, env = layer_command(command, conf, overrides)
         with open(log_dir / f"{command}.log", "ab") as out:
             # own process group: stopping a layer also stops the Spark JVM it started
             children.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             start_new_session=True))
+                                             env=env, start_new_session=True))
         print(f"started {command} (pid {children[-1].pid}), log {log_dir / (command + '.log')}")
     return children
 

@@ -45,7 +45,7 @@ def show_live_learning(config: Config, base: str, timeout: float = 60) -> bool:
     # the speed layer reads new records only once its query runs: give it a moment after /ready
     time.sleep(3)
     sent_at = time.monotonic()
-    with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
+    with LineProducer(config.kafka) as producer:
         producer.send_lines(config.input_topic, [f"{user},{item},5" for item in liked])
     print(f"\nsent 5 events for brand-new user {user} to {config.input_topic} (no batch run follows)")
     while time.monotonic() - sent_at < timeout:
