@@ -7,7 +7,7 @@ APP ?= als
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: run test bench lint venv java-check stack-down clean
+.PHONY: run test bench lint venv java-check stack-down clean fuzz
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: venv java-check
 
 bench: venv java-check
 	@for b in $(filter-out bench/benchlib.py,$(wildcard bench/*.py)); do echo "== $$b" >&2; $(PY) $$b || exit 1; done
+
+# long property and API fuzzing runs that `make test` keeps short
+fuzz: venv java-check
+	HEADWATER_FUZZ_EXAMPLES=$${HEADWATER_FUZZ_EXAMPLES:-500} $(PY) -m pytest -q tests/integration/test_serving_schemathesis.py
 
 lint: venv
 	$(PY) -m pip install --quiet ruff==0.17.5 && $(VENV)/bin/ruff check headwater batch_layer speed_layer serving_layer tests bench

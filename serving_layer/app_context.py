@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from flask import current_app
 
+from serving_layer.errors import ApiError
 from serving_layer.model_manager import ModelManager
 
 MODELS, PRODUCER, RESCORER = "headwater.models", "headwater.producer", "headwater.rescorer"
@@ -34,13 +35,18 @@ def send_input_lines(lines: list[str]) -> int:
     """
     from headwater.kafka_producer import LineProducer  # kafka-python only when something is written
 
+    from kafka.errors import KafkaError
+
     config = current_app.config["HEADWATER"]
-    with _producer_lock:
-        producer = current_app.extensions.get(PRODUCER)
-        if producer is None:
-            producer = current_app.extensions[PRODUCER] = LineProducer(config.kafka)
-    sent = producer.send_lines(config.input_topic, lines)
-    producer.flush(timeout=30)
+    try:
+        with _producer_lock:
+            producer = current_app.extensions.get(PRODUCER)
+            if producer is None:
+                producer = current_app.extensions[PRODUCER] = LineProducer(config.kafka)
+        sent = producer.send_lines(config.input_topic, lines)
+        producer.flush(timeout=30)
+    except KafkaError as exc:
+        raise ApiError(503, f"Kafka is not reachable, nothing was sent: {type(exc).__name__}") from None
     return sent
 
 

@@ -86,6 +86,8 @@ def _operation(rule, described: Operation, converters: dict[str, str], access: a
     parameters += [p.spec() for p in described.query]
     responses = {"200": {"description": described.answer.description, "content": schema_of(described.answer)}}
     statuses = {*described.errors, *COMMON_ERRORS, *access.statuses(described.writes)}
+    if converters:  # a path the router cannot match (e.g. an ID with a line break) is a 404
+        statuses.add(404)
     for status in sorted(statuses):
         responses[str(status)] = {"description": HTTPStatus(status).phrase,
                                   "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}

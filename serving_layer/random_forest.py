@@ -133,7 +133,7 @@ def feature_importances():
 def feature_importance(number):
     importances = list(_model().importances.values())
     expected = f"an int in the range [0, {len(importances) - 1}] (a predictor's position)"
-    if not number.isdigit() or int(number) >= len(importances):
+    if not (number.isascii() and number.isdigit()) or int(number) >= len(importances):
         raise bad_parameter("featureNumber", expected, number)
     return formats.values([importances[int(number)]])
 

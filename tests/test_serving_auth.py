@@ -83,3 +83,4 @@ def test_a_bad_token_value_is_named_by_key_but_never_shown(make_config):
     assert "headwater.serving.api.read-tokens" in str(error.value) and "s3cret" not in str(error.value)
     with pytest.raises(ConfigError, match="user-name and headwater.serving.api.password must be set together"):
         example_app(make_config, ".", more=["headwater.serving.api.password=x"])
+
