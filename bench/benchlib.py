@@ -46,7 +46,7 @@ def server_process(code: str, *args: str, env: dict[str, str] | None = None, sch
             try:
                 requests.get(f"{scheme}://127.0.0.1:{port}/ready", timeout=1, verify=verify)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still loading
                 time.sleep(0.1)
         yield server, port
     finally:

@@ -39,6 +39,18 @@ class _CancelledRefreshIsNotAnError(logging.Filter):
 
 logging.getLogger("kafka.cluster").addFilter(_CancelledRefreshIsNotAnError())
 
+
+class _WithoutConfiguration(logging.Filter):
+    """kafka-python's admin client logs its whole configuration at DEBUG, passwords included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Starting KafkaAdminClient with configuration"):
+            record.msg, record.args = "Starting KafkaAdminClient (configuration not logged: it may hold secrets)", ()
+        return True
+
+
+logging.getLogger("kafka.admin.client").addFilter(_WithoutConfiguration())
+
 # Large fetches: our records are short text lines, and kafka-python's per-request cost dominates.
 CONSUMER_DEFAULTS = dict(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                          max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)

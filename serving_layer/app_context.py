@@ -33,9 +33,9 @@ def send_input_lines(lines: list[str]) -> int:
 
     Answers only once the broker has them, so a client that got 200 knows they are in Kafka.
     """
-    from headwater.kafka_producer import LineProducer  # kafka-python only when something is written
-
     from kafka.errors import KafkaError
+
+    from headwater.kafka_producer import LineProducer  # kafka-python only when something is written
 
     config = current_app.config["HEADWATER"]
     try:

@@ -102,8 +102,9 @@ async function refresh() {
   const live = Object.entries(status.prequential || {});
   fillList(document.getElementById("prequential"), live.map(([k, v]) => [k, number(v)]));
   document.getElementById("prequential-none").hidden = live.length > 0;
-  fillList(document.getElementById("evaluation"),
-           Object.entries(model.evaluation || {}).map(([k, v]) => [k, number(v)]));
+  const evaluation = Object.entries(model.evaluation || {});
+  fillList(document.getElementById("evaluation"), evaluation.map(([k, v]) => [k, number(v)]));
+  document.getElementById("evaluation-title").hidden = evaluation.length === 0;
   drawRate(document.getElementById("rate"), status.update_rate);
 }
 

@@ -22,28 +22,33 @@ EXAMPLES = int(os.environ.get("HEADWATER_FUZZ_EXAMPLES", "15"))
 FIXED_SEED = "HEADWATER_FUZZ_EXAMPLES" not in os.environ
 
 
+def fuzz_operation(operation, base: str) -> tuple[int, str | None]:
+    """(examples run, failure or None) of one operation."""
+    seen = []
+
+    @hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=FIXED_SEED,
+                         suppress_health_check=list(hypothesis.HealthCheck),
+                         phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
+    @hypothesis.given(case=operation.as_strategy())
+    def run(case):
+        seen.append(case)
+        case.call_and_validate(base_url=base, excluded_checks=[positive_data_acceptance])
+
+    try:
+        run()
+    except Exception as exc:  # every operation runs; the failures are reported together
+        return len(seen), f"{operation.label}: {exc}"
+    return len(seen), None
+
+
 def fuzz(base: str) -> tuple[int, int, list[str]]:
     """(operations, examples, failures) of every operation at ``base``."""
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     operations, examples, failures = 0, 0, []
     for loaded in schema.get_all_operations():
-        operation = loaded.ok()
-        operations += 1
-        seen = []
-
-        @hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=FIXED_SEED,
-                             suppress_health_check=list(hypothesis.HealthCheck), phases=[
-                                 hypothesis.Phase.explicit, hypothesis.Phase.generate])
-        @hypothesis.given(case=operation.as_strategy())
-        def run(case):
-            seen.append(case)
-            case.call_and_validate(base_url=base, excluded_checks=[positive_data_acceptance])
-
-        try:
-            run()
-        except Exception as exc:  # every operation runs; the failures are reported together
-            failures.append(f"{operation.label}: {exc}")
-        examples += len(seen)
+        ran, failure = fuzz_operation(loaded.ok(), base)
+        operations, examples = operations + 1, examples + ran
+        failures += [failure] if failure else []
     return operations, examples, failures
 
 

@@ -1,0 +1,97 @@
+"""The console page in headless Chromium (Debian's): model, freshness, live metric, update rate, forms that work."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import mlflow.pyfunc
+import pytest
+
+from headwater import registry
+from serving_layer.app_context import MODELS
+from tests.serving_helpers import example_app, live_server
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install "
+                                                          "chromium; .ci/run does it): the console is not driven")
+# the page polls every 2 s; a wait covers a few polls on a busy machine
+WAIT_MS = 20_000
+
+
+class _Placeholder(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # launch() gives every browser a fresh temporary profile
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-extensions", "--no-first-run"])
+        yield chromium
+        chromium.close()
+
+
+def endpoint_count(app) -> int:
+    """Operations of the app's spec that get a form: all but the console's own and the document."""
+    spec = app.test_client().get("/openapi.json", headers={"Authorization": "Bearer r1"}).get_json()
+    return sum(len(methods) for path, methods in spec["paths"].items()
+               if not path.startswith("/console") and path != "/openapi.json")
+
+
+def served_with_registry_facts(make_config, tmp_path, more=()):
+    """The ALS example app, its model registered as champion (so the console has aliases and tags)."""
+    app = example_app(make_config, tmp_path, more=list(more))
+    config = app.config["HEADWATER"]
+    registered = registry.log_and_register(config, tmp_path / "state", _Placeholder(),
+                                           {"layer": "batch", "delta_version": 7}, [registry.CHAMPION])
+    manager = app.extensions[MODELS]
+    manager.model.version = registered.version
+    manager.apply_payloads([["X", f"live-{n}", [0.1, 0.2, 0.3], None] for n in range(12)])
+    return app, registered.version
+
+
+def test_the_console_shows_the_model_its_freshness_metrics_and_forms(make_config, tmp_path, browser):
+    app, version = served_with_registry_facts(make_config, tmp_path)
+    app.extensions[MODELS].prequential = {"auc": 0.8312, "champion_auc": 0.8105, "events": 1200}
+    with live_server(app) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(f"{base}/")
+        page.wait_for_function("document.querySelector('#model').innerText.includes('champion')", timeout=WAIT_MS)
+        model = page.inner_text("#model")
+        assert f"version\n{version}" in model.replace("\t", "\n") and "data version" in model and "7" in model
+        assert page.inner_text("#ready") == "ready"
+        assert page.inner_text("#freshness").endswith(" s")
+        assert page.inner_text("#updates") == "12"
+        assert "0.8312" in page.inner_text("#prequential") and page.is_hidden("#prequential-none")
+        assert page.locator("#rate rect").count() == 30
+        assert page.locator("form.endpoint").count() == endpoint_count(app)
+        recommend = page.locator("form.endpoint[data-path='/recommend/{user}']")
+        recommend.locator("input[name=user]").fill("u0")
+        recommend.locator("input[name=howMany]").fill("3")
+        recommend.locator("button").click()
+        recommend.locator("pre").wait_for(state="visible", timeout=WAIT_MS)
+        assert recommend.locator(".status").inner_text().startswith("200")
+        assert recommend.locator("pre").inner_text().count('"id"') == 3
+        page.screenshot(path=str(Path(os.environ.get("HEADWATER_CONSOLE_SCREENSHOT", tmp_path / "console.png"))),
+                        full_page=True)
+
+
+def test_the_console_asks_for_a_token_and_works_without_a_live_metric(make_config, tmp_path, browser):
+    app, _ = served_with_registry_facts(make_config, tmp_path, ['headwater.serving.api.read-tokens=["r1"]'])
+    with live_server(app) as base:
+        page = browser.new_page()
+        page.goto(f"{base}/")
+        page.wait_for_selector("#notice:not([hidden])", timeout=WAIT_MS)
+        assert "needs a token" in page.inner_text("#notice")
+        page.fill("#token", "r1")
+        page.click("#token-form button")
+        page.wait_for_function("document.querySelector('#model').innerText.includes('champion')", timeout=WAIT_MS)
+        assert page.is_hidden("#notice")
+        assert page.is_visible("#prequential-none")
+        assert page.locator("form.endpoint").count() == endpoint_count(app)
