@@ -38,11 +38,12 @@ def run_demo(app: str, conf: str | None, overrides: list[str]) -> int:
     try:
         _load_history(config, demo.history_lines(app))
         children = _start_layers(conf, overrides, stack.var_dir / "logs")
-        base = f"http://{config.get('headwater.serving.host')}:{config.get('headwater.serving.port')}"
+        base = (f"http://{config.get('headwater.serving.host')}:{config.get('headwater.serving.port')}"
+                f"{config.get('headwater.serving.api.context-path').rstrip('/')}")
         _wait_ready(base, children)
         demo.show_live_learning(config, base)
-        print(f"\nserving layer: {base}{demo.EXAMPLE_PATH}   MLflow UI: {stack.mlflow_url}"
-              f"   events table: {config.table_uri('events')}")
+        print(f"\nserving layer: {base}{demo.EXAMPLE_PATH}   console: {base}/   API docs: {base}/docs"
+              f"\nMLflow UI: {stack.mlflow_url}   events table: {config.table_uri('events')}")
         print("layer logs in", stack.var_dir / "logs", "- press Ctrl-C to stop")
         signal.signal(signal.SIGTERM, _interrupt)
         while all(child.poll() is None for child in children):

@@ -61,6 +61,8 @@ def test_the_console_shows_the_model_its_freshness_metrics_and_forms(make_config
     app.extensions[MODELS].prequential = {"auc": 0.8312, "champion_auc": 0.8105, "events": 1200}
     with live_server(app) as base:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        requested = []
+        page.on("request", lambda r: requested.append(r.url))
         page.goto(f"{base}/")
         page.wait_for_function("document.querySelector('#model').innerText.includes('champion')", timeout=WAIT_MS)
         model = page.inner_text("#model")
@@ -80,6 +82,12 @@ def test_the_console_shows_the_model_its_freshness_metrics_and_forms(make_config
         assert recommend.locator("pre").inner_text().count('"id"') == 3
         page.screenshot(path=str(Path(os.environ.get("HEADWATER_CONSOLE_SCREENSHOT", tmp_path / "console.png"))),
                         full_page=True)
+        # the API docs page: Swagger UI from the app's own files, on the app's own document
+        page.goto(f"{base}/docs")
+        page.wait_for_selector(".opblock", timeout=WAIT_MS)
+        assert page.locator(".opblock").count() == endpoint_count(app) + 2  # + the console's and the document
+        outside = [url for url in requested if not url.startswith(base) and not url.startswith("data:")]
+        assert not outside, f"the pages loaded files from elsewhere: {outside}"
 
 
 def test_the_console_asks_for_a_token_and_works_without_a_live_metric(make_config, tmp_path, browser):
