@@ -23,6 +23,22 @@ def example_app(make_config, workdir: Path, app: str = "als", overrides: dict | 
     return create_app(config, manager)
 
 
+def register_example_champion(config, workdir: Path, tags: dict) -> int:
+    """Register the app's example model as ``champion`` (a placeholder pyfunc); returns its version."""
+    import mlflow.pyfunc
+
+    from headwater import registry
+
+    class Placeholder(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return model_input
+
+    example = config.app.resolve("example")()
+    example.state.save(Path(workdir) / "registered")
+    return registry.log_and_register(config, Path(workdir) / "registered", Placeholder(), tags,
+                                     [registry.CHAMPION]).version
+
+
 @contextmanager
 def live_server(app, tls: tuple[str, str] | None = None):
     """Serve ``app`` on a free loopback port; yields the base URL."""

@@ -5,23 +5,16 @@ import os
 import shutil
 from pathlib import Path
 
-import mlflow.pyfunc
 import pytest
 
-from headwater import registry
 from serving_layer.app_context import MODELS
-from tests.serving_helpers import example_app, live_server
+from tests.serving_helpers import example_app, live_server, register_example_champion
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install "
                                                           "chromium; .ci/run does it): the console is not driven")
 # the page polls every 2 s; a wait covers a few polls on a busy machine
 WAIT_MS = 20_000
-
-
-class _Placeholder(mlflow.pyfunc.PythonModel):
-    def predict(self, context, model_input, params=None):
-        return model_input
 
 
 @pytest.fixture
@@ -47,13 +40,11 @@ def endpoint_count(app) -> int:
 def served_with_registry_facts(make_config, tmp_path, more=()):
     """The ALS example app, its model registered as champion (so the console has aliases and tags)."""
     app = example_app(make_config, tmp_path, more=list(more))
-    config = app.config["HEADWATER"]
-    registered = registry.log_and_register(config, tmp_path / "state", _Placeholder(),
-                                           {"layer": "batch", "delta_version": 7}, [registry.CHAMPION])
+    version = register_example_champion(app.config["HEADWATER"], tmp_path, {"layer": "batch", "delta_version": 7})
     manager = app.extensions[MODELS]
-    manager.model.version = registered.version
+    manager.model.version = version
     manager.apply_payloads([["X", f"live-{n}", [0.1, 0.2, 0.3], None] for n in range(12)])
-    return app, registered.version
+    return app, version
 
 
 def test_the_console_shows_the_model_its_freshness_metrics_and_forms(make_config, tmp_path, browser):

@@ -12,24 +12,16 @@ import sys
 import time
 from contextlib import contextmanager
 
-import mlflow.pyfunc
 import requests
 
-from headwater import registry
 from headwater.embedded import free_port, terminate_process_group
+from tests.serving_helpers import register_example_champion
 from tests.tls_helpers import self_signed_pair
-
-
-class _Placeholder(mlflow.pyfunc.PythonModel):
-    def predict(self, context, model_input, params=None):
-        return model_input
 
 
 def registered_champion(broker_config, tmp_path):
     config = broker_config()
-    example = config.app.resolve("example")()
-    example.state.save(tmp_path / "state")
-    registry.log_and_register(config, tmp_path / "state", _Placeholder(), {"layer": "batch"}, [registry.CHAMPION])
+    register_example_champion(config, tmp_path, {"layer": "batch"})
     return config
 
 
