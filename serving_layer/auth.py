@@ -29,11 +29,10 @@ from flask import Flask, current_app, jsonify, request
 
 from headwater.config import Config
 from serving_layer.errors import ApiError
-from serving_layer.operations import is_public, operation_of
+from serving_layer.operations import described_or_default, is_public
 
 log = logging.getLogger(__name__)
 ACCESS = "headwater.access"
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def _matches(given: bytes, allowed: Sequence[bytes]) -> bool:
@@ -135,8 +134,7 @@ def _guard():
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     if request.method == "OPTIONS" or is_public(request.endpoint, view):
         return None
-    described = operation_of(view)
-    writes = described.writes if described is not None else request.method in WRITE_METHODS
+    writes = described_or_default(view, request.method).writes
     access: Access = current_app.extensions[ACCESS]
     refusal = access.check(access.role(request.headers.get("Authorization")), writes)
     if refusal is None:

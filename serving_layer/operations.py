@@ -128,6 +128,21 @@ def operation_of(view: Callable | None) -> Operation | None:
     return getattr(view, ATTRIBUTE, None)
 
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+UNDESCRIBED = Answer("the endpoint's answer (its app does not describe it)", {})
+
+
+def described_or_default(view: Callable | None, method: str) -> Operation:
+    """The view's operation; for an endpoint its app did not describe (a plug-in app's), one that
+    takes its summary from the docstring and counts every POST, PUT, PATCH and DELETE as a write."""
+    declared = operation_of(view)
+    if declared is not None:
+        return declared
+    doc = ((getattr(view, "__doc__", None) or "").strip().splitlines() or [""])[0]
+    return Operation(doc or "Not described by its app.", UNDESCRIBED, writes=method in WRITE_METHODS,
+                     errors=(400, 404))
+
+
 def public(view: Callable) -> Callable:
     """Mark a view that needs no credentials (``/ready``, ``/metrics``, pages that carry no data)."""
     view.headwater_public = True
