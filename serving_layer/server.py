@@ -102,13 +102,17 @@ class HTTPServer:
             self._thread.join(10)
 
 
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
 def run(app: Flask, config: Config, tls: tuple[str, str] | None) -> None:
     """Serve ``app`` until SIGINT/SIGTERM, then stop its model manager."""
     from serving_layer.app_context import MODELS
 
     host, port = config.get("headwater.serving.host"), config.get("headwater.serving.port")
     server = HTTPServer(app, host, port, tls, config.get(f"{API}.threads"))
-    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: the serving loop ends, then the finally
     log.info("serving %s (%s) on %s://%s:%s%s/", config.app_id, config.get("headwater.app"), server.scheme,
              host, port, context_path(config))
     try:

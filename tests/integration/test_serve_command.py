@@ -7,6 +7,7 @@ its own process: read-only answers reads and refuses writes; read and write toke
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -52,6 +53,8 @@ def headwater_serve(config, tmp_path, overrides: list[str], scheme: str = "http"
         else:
             raise AssertionError("not ready:\n" + (tmp_path / f"serve-{port}.log").read_text())
         yield base
+        process.send_signal(signal.SIGTERM)  # how `make run` stops its layers
+        assert process.wait(30) == 0
     finally:
         terminate_process_group(process.pid)
 
