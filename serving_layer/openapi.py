@@ -109,7 +109,7 @@ def _operation(rule, described: Operation, converters: dict[str, str], access: a
     if described.body is not None:
         body = described.body
         entry["requestBody"] = {
-            "description": body.description, "required": body.required,
+            "description": body.description, "required": False,  # an empty body is an empty list
             "content": {media: {"schema": {"type": "string"}, "example": body.example} for media in body.media_types}}
         parameters.append({"name": "Content-Encoding", "in": "header", "required": False,
                            "description": "compression of the request body",

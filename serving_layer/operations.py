@@ -57,7 +57,6 @@ class Body:
     description: str
     example: str
     media_types: tuple[str, ...] = ("text/plain", CSV)
-    required: bool = False
 
 
 LINES_BODY_NOTE = ("One item per line; blank lines are skipped. `Content-Encoding: gzip` or `deflate` "

@@ -1,11 +1,13 @@
 """The production HTTP(S) server of the serving layer: one process holding the model, a pool of threads.
 
 cheroot (CherryPy's WSGI server) serves plain HTTP or, with ``headwater.serving.api.tls.cert-file``
-and ``key-file``, HTTPS through Python's ``ssl``. Chosen by measurement with
-``bench/serving_als.py`` (1M items × 50 features, ``/recommend?howMany=10``; see ``--server``):
-waitress, the previous server, cannot terminate TLS; gunicorn can, but runs a master process
-next to the one worker that holds the model, and was not faster; cheroot served HTTP and HTTPS
-with waitress's latency in one process.
+and ``key-file``, HTTPS through Python's ``ssl``. Chosen by measurement with ``bench/serving_als.py
+--server ... [--tls]`` (1M items × 50 features, ``/recommend?howMany=10``; p50 with 1 / 4 clients,
+the mean of two runs each): waitress (the previous server) 20 / 50 ms, 381 MB, but it cannot
+terminate TLS; cheroot 21 / 52 ms over HTTP and 21 / 54 ms over HTTPS, 383 MB, one process;
+gunicorn with one gthread worker 21 / 55 ms and 21 / 66 ms over HTTPS, 428 MB, since its master
+process runs beside the worker that holds the model (and restarts it, model load included, when a
+request outlasts its timeout). Same latency within the noise, TLS, and one process: cheroot.
 
 The context path (``headwater.serving.api.context-path``) is applied by :func:`mount` inside the
 Flask app, so Flask's ``request.script_root`` knows it and paths outside it answer a JSON 404.
