@@ -77,10 +77,10 @@ def test_the_spec_states_security_and_the_401_403_answers(make_config, tmp_path)
     assert "403" not in spec["paths"]["/recommend/{user}"]["get"]["responses"]
 
 
-def test_a_bad_token_value_is_named_by_key_but_never_shown(make_config):
+def test_a_bad_token_value_is_named_by_key_but_never_shown(make_config, tmp_path):
     with pytest.raises(ConfigError) as error:
         make_config().with_overrides(['headwater.serving.api.read-tokens=["s3cret", 5]'])
     assert "headwater.serving.api.read-tokens" in str(error.value) and "s3cret" not in str(error.value)
     with pytest.raises(ConfigError, match="user-name and headwater.serving.api.password must be set together"):
-        example_app(make_config, ".", more=["headwater.serving.api.password=x"])
+        example_app(make_config, tmp_path, more=["headwater.serving.api.password=x"])
 
