@@ -167,7 +167,7 @@ def true_end_offsets(consumer_or_kafka: KafkaConsumer | KafkaSettings | str, top
         return {tp.partition: max(reported[tp], consumer.position(tp)) for tp in tps}
 
 
-def read_range(bootstrap_servers: str, topic: str, starts: dict[int, int], ends: dict[int, int],
+def read_range(kafka: KafkaSettings | str, topic: str, starts: dict[int, int], ends: dict[int, int],
                poll_timeout_ms: int = 1000, max_idle_polls: int = 5) -> list:
     """The records of ``topic`` from ``starts`` to ``ends`` (exclusive, per partition), in offset order per
     partition; a partition whose records stop arriving (gone: retention, a recreated topic) ends early
@@ -175,7 +175,7 @@ def read_range(bootstrap_servers: str, topic: str, starts: dict[int, int], ends:
     wanted = {p: (starts.get(p, 0), end) for p, end in ends.items() if end > starts.get(p, 0)}
     if not wanted:
         return []
-    consumer = new_consumer(bootstrap_servers, check_crcs=False)
+    consumer = new_consumer(kafka, check_crcs=False)
     records: list = []
     try:
         tps = {p: TopicPartition(topic, p) for p in wanted}

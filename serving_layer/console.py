@@ -9,17 +9,17 @@ has exactly its endpoints.
 ``/console/status`` answers the served model's registry version with its aliases and tags (the
 events-table version it was trained on, its layer and base), the evaluation metrics of the run
 that made it, the seconds since the last update was applied, the updates per 10 s over the last
-5 minutes, and the live prequential metric when the model manager has one: the mapping its
-``prequential`` attribute holds (name → latest value, as the speed layer scores each micro-batch
-before learning from it). Registry facts are fetched in the background once per version, so a
-slow or unreachable MLflow never slows the page down.
+5 minutes, and the live prequential evaluation of the served champion once the speed layer has
+published one (its BATCH records on the update topic: each event scored before it was learned, by
+the live model and by the champion alone; ``ServingMetrics.prequential_figures``). Registry facts
+are fetched in the background once per version, so a slow or unreachable MLflow never slows the
+page down.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
@@ -69,14 +69,18 @@ def status():
         "updates_applied": metrics.updates_applied,
         "update_rate": {"bucket_sec": recent.bucket_sec,
                         "series": [[start, count] for start, count in recent.series()]},
-        "prequential": _plain(getattr(manager, "prequential", None)),
+        "prequential": _prequential(metrics),
     })
 
 
-def _plain(metrics: Any) -> dict | None:
-    if not metrics:
-        return None
-    return {str(name): value for name, value in dict(metrics).items()}
+def _prequential(metrics) -> dict | None:
+    """``{"events": n, "figures": {figure: {model: value}}}``, or None before the first scored batch."""
+    by_model = metrics.prequential_figures()
+    figures: dict[str, dict[str, float]] = {}
+    for model, values in by_model.items():
+        for figure, value in values.items():
+            figures.setdefault(figure, {})[model] = value
+    return {"events": metrics.prequential_event_count, "figures": figures} if figures else None
 
 
 def _registry_facts(version: int | None) -> dict:

@@ -114,6 +114,10 @@ class ServingMetrics:
     def prequential_figures(self) -> dict[str, dict[str, float]]:
         return prequential.readable(self._prequential_totals)
 
+    @property
+    def prequential_event_count(self) -> int:
+        return self._prequential_events
+
     def _publish_prequential(self) -> None:
         self.prequential_events.set(self._prequential_events)
         for model, figures in self.prequential_figures().items():

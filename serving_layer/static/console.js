@@ -35,6 +35,7 @@ function fillList(dl, entries) {
 }
 
 function number(value) {
+  if (value === undefined || value === null) { return "—"; }
   return typeof value === "number" ? (Number.isInteger(value) ? String(value) : value.toPrecision(4)) : value;
 }
 
@@ -73,6 +74,22 @@ function drawRate(svg, rate) {
   label(width - 2, height - 3, "now", "end");
 }
 
+function showPrequential(prequential) {
+  const table = document.getElementById("prequential");
+  const events = document.getElementById("prequential-events");
+  table.hidden = events.hidden = !prequential;
+  document.getElementById("prequential-none").hidden = !!prequential;
+  if (!prequential) { return; }
+  const body = table.querySelector("tbody");
+  body.replaceChildren();
+  Object.entries(prequential.figures).forEach(([figure, byModel]) => {
+    body.appendChild(el("tr", {}, [el("th", {text: figure.replace(/_/g, " ")}),
+                                   el("td", {text: number(byModel.live)}),
+                                   el("td", {text: number(byModel.champion)})]));
+  });
+  events.textContent = prequential.events + " events scored before they were learned";
+}
+
 async function refresh() {
   let answer;
   try {
@@ -99,9 +116,7 @@ async function refresh() {
   ]);
   document.getElementById("freshness").textContent = ago(status.freshness_sec);
   document.getElementById("updates").textContent = status.updates_applied;
-  const live = Object.entries(status.prequential || {});
-  fillList(document.getElementById("prequential"), live.map(([k, v]) => [k, number(v)]));
-  document.getElementById("prequential-none").hidden = live.length > 0;
+  showPrequential(status.prequential);
   const evaluation = Object.entries(model.evaluation || {});
   fillList(document.getElementById("evaluation"), evaluation.map(([k, v]) => [k, number(v)]));
   document.getElementById("evaluation-title").hidden = evaluation.length === 0;

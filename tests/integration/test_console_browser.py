@@ -49,7 +49,12 @@ def served_with_registry_facts(make_config, tmp_path, more=()):
 
 def test_the_console_shows_the_model_its_freshness_metrics_and_forms(make_config, tmp_path, browser):
     app, version = served_with_registry_facts(make_config, tmp_path)
-    app.extensions[MODELS].prequential = {"auc": 0.8312, "champion_auc": 0.8105, "events": 1200}
+    metrics = app.extensions[MODELS].metrics  # two micro-batches' BATCH records, as the speed layer sends them
+    metrics.reset_prequential(version)
+    metrics.add_prequential(version, 600, {"live": {"miss_at_10": [420.0, 600.0]},
+                                           "champion": {"miss_at_10": [450.0, 600.0]}})
+    metrics.add_prequential(version, 600, {"live": {"miss_at_10": [400.0, 600.0]},
+                                           "champion": {"miss_at_10": [450.0, 600.0]}})
     with live_server(app) as base:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         requested = []
@@ -61,7 +66,8 @@ def test_the_console_shows_the_model_its_freshness_metrics_and_forms(make_config
         assert page.inner_text("#ready") == "ready"
         assert page.inner_text("#freshness").endswith(" s")
         assert page.inner_text("#updates") == "12"
-        assert "0.8312" in page.inner_text("#prequential") and page.is_hidden("#prequential-none")
+        assert page.inner_text("#prequential tbody") == "hit rate at 10\t0.3167\t0.2500"
+        assert page.inner_text("#prequential-events").startswith("1200 events") and page.is_hidden("#prequential-none")
         assert page.locator("#rate rect").count() == 30
         assert page.locator("form.endpoint").count() == endpoint_count(app)
         recommend = page.locator("form.endpoint[data-path='/recommend/{user}']")
