@@ -14,6 +14,7 @@ set it.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -197,6 +198,25 @@ class Config:
         return _checked([*self._layers, *(_override_layer(o) for o in overrides)])
 
 
+# -D overrides handed to a child process (a JSON list of "key=value"): a command line is readable by
+# every user of the machine (ps, /proc/<pid>/cmdline), a process's environment only by its owner.
+OVERRIDES_ENV = "HEADWATER_CONFIG_OVERRIDES"
+
+
+def overrides_from_environment() -> list[str]:
+    """The overrides a parent passed in ``HEADWATER_CONFIG_OVERRIDES`` (applied before the command line's)."""
+    raw = os.environ.get(OVERRIDES_ENV)
+    if not raw:
+        return []
+    try:
+        overrides = json.loads(raw)
+    except ValueError:
+        overrides = None
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"{OVERRIDES_ENV} must be a JSON list of \"key=value\" strings")
+    return overrides
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> Config:
     """Load the reference defaults (core and app), then ``path``, then ``key=value`` overrides, and validate."""
     layers = []
@@ -317,4 +337,4 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["CORE_CONSTRAINTS", "Config", "ConfigError", "load_config"]
+__all__ = ["CORE_CONSTRAINTS", "OVERRIDES_ENV", "Config", "ConfigError", "load_config", "overrides_from_environment"]

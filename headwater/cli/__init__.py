@@ -7,36 +7,17 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from headwater.apps import available_apps
-from headwater.config import Config, ConfigError, load_config
+from headwater.config import Config, ConfigError, load_config, overrides_from_environment
 from headwater.embedded import StackError
 
 log = logging.getLogger("headwater")
 
-# -D overrides handed to a child process (a JSON list of "key=value"): a command line is readable by
-# every user of the machine (ps, /proc/<pid>/cmdline), a process's environment only by its owner.
-OVERRIDES_ENV = "HEADWATER_CONFIG_OVERRIDES"
-
-
-def overrides_from_environment() -> list[str]:
-    """The overrides a parent passed in ``HEADWATER_CONFIG_OVERRIDES`` (applied before the command line's)."""
-    raw = os.environ.get(OVERRIDES_ENV)
-    if not raw:
-        return []
-    try:
-        overrides = json.loads(raw)
-    except ValueError:
-        overrides = None
-    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-        raise ConfigError(f"{OVERRIDES_ENV} must be a JSON list of \"key=value\" strings")
-    return overrides
 
 
 def _parser() -> argparse.ArgumentParser:

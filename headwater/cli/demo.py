@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 
 from headwater.apps import available_apps, find_app
-from headwater.config import Config, ConfigError, load_config
+from headwater.config import OVERRIDES_ENV, Config, ConfigError, load_config
 from headwater.embedded import terminate_process_group
 from headwater.stack import Stack
 
@@ -90,8 +90,6 @@ def _load_history(config: Config, lines: list[str]) -> None:
 def layer_command(command: str, conf: str, overrides: list[str]) -> tuple[list[str], dict[str, str]]:
     """A layer's command line and environment: the overrides travel in the environment, since they may
     hold secrets and a command line is visible to every user of the machine."""
-    from headwater.cli import OVERRIDES_ENV
-
     args = [sys.executable, "-m", "headwater.cli", command, "--conf", conf]
     return args, {**os.environ, OVERRIDES_ENV: json.dumps(list(overrides))}
 
