@@ -34,11 +34,13 @@ test: venv java-check
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
-# The property tests of `make test` (Hypothesis: every input format, every REST route) run far longer:
-# 20,000 examples per property instead of 200.
-fuzz: venv
+# The property tests of `make test` (Hypothesis: every input format, every REST route) and the
+# Schemathesis run against every app's OpenAPI document, far longer: 20,000 examples per property
+# instead of 200, HEADWATER_FUZZ_EXAMPLES (500) API examples per operation.
+fuzz: venv java-check
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/test_input_properties.py \
 	  tests/test_serving_hostile.py --hypothesis-show-statistics
+	HEADWATER_FUZZ_EXAMPLES=$${HEADWATER_FUZZ_EXAMPLES:-500} $(PY) -m pytest -q tests/integration/test_serving_schemathesis.py
 
 bench: venv $(VENV)/.installed-bench java-check
 	@for b in $(filter-out bench/benchlib.py,$(wildcard bench/*.py)); do echo "== $$b" >&2; $(PY) $$b || exit 1; done

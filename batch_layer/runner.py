@@ -33,7 +33,7 @@ def tag_update_offset(config: Config, version: int) -> None:
     from headwater.kafka_admin import ensure_topics, true_end_offsets
     from headwater.registry import TAG_UPDATE_OFFSET, offsets_tag, set_version_tag
 
-    bootstrap = config.get("headwater.kafka.bootstrap-servers")
+    bootstrap = config.kafka
     ensure_topics(bootstrap, {config.update_topic: config.get("headwater.kafka.update-partitions")})
     set_version_tag(config, version, TAG_UPDATE_OFFSET, offsets_tag(true_end_offsets(bootstrap, config.update_topic)))
 
@@ -42,7 +42,7 @@ def publish_model_notice(config: Config, notice: ModelNotice) -> None:
     """Send a MODEL notice on ``<id>.update`` and wait until the broker acknowledged it (or raise)."""
     from headwater.kafka_producer import LineProducer
 
-    with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
+    with LineProducer(config.kafka) as producer:
         producer.send_bytes(config.update_topic, encode_model_notice(notice)).get(timeout=30)
     log.info("published MODEL notice for %s version %s on %s", notice.model_name, notice.version,
              config.update_topic)

@@ -29,7 +29,8 @@ def rss_bytes(pid: int) -> int:
 
 
 @contextmanager
-def server_process(code: str, *args: str, env: dict[str, str] | None = None):
+def server_process(code: str, *args: str, env: dict[str, str] | None = None, scheme: str = "http",
+                   verify: str | bool = True):
     """Run ``code`` (which gets ``args`` then the port in argv and prints "ready") until /ready answers.
 
     Yields (process, port); the process is stopped on exit.
@@ -41,11 +42,11 @@ def server_process(code: str, *args: str, env: dict[str, str] | None = None):
                               env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     try:
         assert server.stdout.readline().strip() == "ready"
-        for _ in range(100):
+        for _ in range(600):  # a gunicorn worker loads the model after 'ready'
             try:
-                requests.get(f"http://127.0.0.1:{port}/ready", timeout=1)
+                requests.get(f"{scheme}://127.0.0.1:{port}/ready", timeout=1, verify=verify)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still loading
                 time.sleep(0.1)
         yield server, port
     finally:

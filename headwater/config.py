@@ -14,7 +14,9 @@ set it.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -27,19 +29,34 @@ from headwater.api import App
 from headwater.apps import find_app
 from headwater.constraints import (
     BOOL,
+    NON_EMPTY_STRING,
     STRING,
     STRINGS,
     ConfigError,
+    ContextPath,
     Interval,
+    ListOf,
     OfType,
     Optional,
     Options,
     validate,
 )
+from headwater.kafka_settings import PROTOCOLS, SASL_MECHANISMS, KafkaSettings
 
 REFERENCE_CONF = Path(__file__).with_name("reference.conf")
 # Sections whose keys are user-defined, so they are not checked against the reference files.
 OPEN_SECTIONS = ("headwater.spark.conf", "headwater.storage.options")
+# Keys whose values are never shown, in error messages or anywhere else (the last path segment)
+SECRET_KEY = re.compile(r"(^|-)(password|secret|tokens?)$")
+
+
+def is_secret(path: str) -> bool:
+    """True for keys holding credentials: their values are never echoed.
+
+    >>> is_secret("headwater.serving.api.read-tokens"), is_secret("headwater.kafka.ssl.key-file")
+    (True, False)
+    """
+    return bool(SECRET_KEY.search(path.rsplit(".", 1)[-1]))
 
 # Constraints of the core keys; an app adds those of its section (App.constraints).
 CORE_CONSTRAINTS: dict[str, Any] = {
@@ -54,6 +71,15 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.kafka.fail-on-data-loss": BOOL,
     "headwater.kafka.poll-timeout-ms": Interval(int, 1),
     "headwater.kafka.max-message-bytes": Interval(int, 1024),
+    "headwater.kafka.security-protocol": Options(PROTOCOLS),
+    "headwater.kafka.ssl.ca-file": Optional(STRING),
+    "headwater.kafka.ssl.cert-file": Optional(STRING),
+    "headwater.kafka.ssl.key-file": Optional(STRING),
+    "headwater.kafka.ssl.key-password": Optional(STRING),
+    "headwater.kafka.ssl.check-hostname": BOOL,
+    "headwater.kafka.sasl.mechanism": Optional(Options(SASL_MECHANISMS)),
+    "headwater.kafka.sasl.user-name": Optional(STRING),
+    "headwater.kafka.sasl.password": Optional(STRING),
     "headwater.storage.root": STRING,
     "headwater.mlflow.tracking-uri": STRING,
     "headwater.mlflow.experiment": Optional(STRING),
@@ -94,6 +120,16 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.input.max-abs-feature": Interval(float, 0, closed_low=False),
     "headwater.input.min-timestamp-ms": Interval(int, -(2**63) + 1, 2**63 - 1),
     "headwater.input.max-timestamp-ms": Interval(int, -(2**63) + 1, 2**63 - 1),
+    "headwater.serving.api.read-only": BOOL,
+    "headwater.serving.api.read-tokens": ListOf(NON_EMPTY_STRING, allow_empty=True),
+    "headwater.serving.api.write-tokens": ListOf(NON_EMPTY_STRING, allow_empty=True),
+    "headwater.serving.api.user-name": Optional(NON_EMPTY_STRING),
+    "headwater.serving.api.password": Optional(NON_EMPTY_STRING),
+    "headwater.serving.api.tls.cert-file": Optional(STRING),
+    "headwater.serving.api.tls.key-file": Optional(STRING),
+    "headwater.serving.api.context-path": ContextPath(),
+    "headwater.serving.api.compress-min-bytes": Interval(int, 0),
+    "headwater.serving.api.threads": Interval(int, 1),
     "headwater.input-schema.feature-names": STRINGS,
     "headwater.input-schema.numeric-features": STRINGS,
     "headwater.input-schema.categorical-features": STRINGS,
@@ -177,9 +213,33 @@ class Config:
     def checkpoint_uri(self, query: str) -> str:
         return f"{self.storage_root.rstrip('/')}/{self.app_id}/_checkpoints/{query}"
 
+    @cached_property
+    def kafka(self) -> KafkaSettings:
+        """How every Kafka client of this app reaches the brokers (``headwater.kafka.*``)."""
+        return KafkaSettings.from_config(self)
+
     def with_overrides(self, overrides: Iterable[str]) -> Config:
         """This config with more ``key=value`` overrides, checked like :func:`load_config`'s."""
         return _checked([*self._layers, *(_override_layer(o) for o in overrides)])
+
+
+# -D overrides handed to a child process (a JSON list of "key=value"): a command line is readable by
+# every user of the machine (ps, /proc/<pid>/cmdline), a process's environment only by its owner.
+OVERRIDES_ENV = "HEADWATER_CONFIG_OVERRIDES"
+
+
+def overrides_from_environment() -> list[str]:
+    """The overrides a parent passed in ``HEADWATER_CONFIG_OVERRIDES`` (applied before the command line's)."""
+    raw = os.environ.get(OVERRIDES_ENV)
+    if not raw:
+        return []
+    try:
+        overrides = json.loads(raw)
+    except ValueError:
+        overrides = None
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"{OVERRIDES_ENV} must be a JSON list of \"key=value\" strings")
+    return overrides
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> Config:
@@ -205,7 +265,7 @@ def _checked(layers: Sequence[Layer]) -> Config:
     tree = _merge([*references, *layers])
     config = Config(tree, layers, references)
     _check_known_keys(layers, references, app)
-    validate(lambda p: config.get(p, None), config.source_of, constraints)
+    validate(lambda p: config.get(p, None), config.source_of, constraints, is_secret)
     return config
 
 
@@ -260,7 +320,7 @@ def _parse(text: str, name: str) -> ConfigTree:
 def _override_layer(override: str) -> Layer:
     key, sep, value = override.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {override!r} must look like key=value")
+        raise ConfigError(f"override {override.strip()[:60]!r} must look like key=value")
     key = key.strip()
     if not key.startswith("headwater."):
         key = "headwater." + key
@@ -268,7 +328,8 @@ def _override_layer(override: str) -> Layer:
         tree = ConfigFactory.parse_string(f"{key} = {value.strip() or 'null'}")
     except Exception:
         tree = ConfigFactory.parse_string(f"{key} = {_quote(value.strip())}")
-    return f"-D {override}", tree
+    # the layer is named by its key alone: a value may be a secret, and layer names go into messages
+    return f"-D {key}", tree
 
 
 def _quote(text: str) -> str:
@@ -301,4 +362,4 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["CORE_CONSTRAINTS", "Config", "ConfigError", "load_config"]
+__all__ = ["CORE_CONSTRAINTS", "OVERRIDES_ENV", "Config", "ConfigError", "load_config", "overrides_from_environment"]

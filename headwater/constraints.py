@@ -106,19 +106,41 @@ class Optional:
         return None if problem is None else f"{problem} or null"
 
 
+@dataclass(frozen=True)
+class ContextPath:
+    """A URL path prefix: empty, or starting with '/' and made of URL-safe characters."""
+
+    def check(self, value: Any) -> str | None:
+        ok = isinstance(value, str) and (value in ("", "/") or (
+            value.startswith("/") and "//" not in value and all(c.isalnum() or c in "/-._~" for c in value)))
+        return None if ok else "must be '' or a URL path such as '/headwater' (letters, digits, '/-._~')"
+
+
+@dataclass(frozen=True)
+class NonEmptyString:
+    def check(self, value: Any) -> str | None:
+        return None if isinstance(value, str) and value.strip() else "must be a non-empty string"
+
+
 STRING = OfType((str,), "a string")
+NON_EMPTY_STRING = NonEmptyString()
 BOOL = OfType((bool,), "true or false")
 STRINGS = ListOf(STRING, allow_empty=True)
 
 
-def validate(get: Callable[[str], Any], source_of: Callable[[str], str], constraints: Mapping[str, Any]) -> None:
-    """Check every constrained path; the first problem is a ConfigError naming key, source and value."""
+def validate(get: Callable[[str], Any], source_of: Callable[[str], str], constraints: Mapping[str, Any],
+             is_secret: Callable[[str], bool] = lambda path: False) -> None:
+    """Check every constrained path; the first problem is a ConfigError naming key, source and value.
+
+    The value of a secret key is not shown: a typo in a password must not print the password.
+    """
     for path, constraint in constraints.items():
         value = get(path)
         problem = constraint.check(value)
         if problem:
-            raise ConfigError(f"{path} {problem} in {source_of(path)}, got {value!r}")
+            shown = "a value that is not shown (a secret)" if is_secret(path) else repr(value)
+            raise ConfigError(f"{path} {problem} in {source_of(path)}, got {shown}")
 
 
-__all__ = ["BOOL", "STRING", "STRINGS", "ConfigError", "Interval", "ListOf", "OfType", "Optional", "Options",
-           "validate"]
+__all__ = ["BOOL", "NON_EMPTY_STRING", "STRING", "STRINGS", "ConfigError", "ContextPath", "Interval", "ListOf",
+           "OfType", "Optional", "Options", "validate"]

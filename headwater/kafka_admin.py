@@ -19,6 +19,8 @@ from kafka import errors as Errors
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from headwater.kafka_settings import KafkaSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -37,6 +39,18 @@ class _CancelledRefreshIsNotAnError(logging.Filter):
 
 logging.getLogger("kafka.cluster").addFilter(_CancelledRefreshIsNotAnError())
 
+
+class _WithoutConfiguration(logging.Filter):
+    """kafka-python's admin client logs its whole configuration at DEBUG, passwords included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Starting KafkaAdminClient with configuration"):
+            record.msg, record.args = "Starting KafkaAdminClient (configuration not logged: it may hold secrets)", ()
+        return True
+
+
+logging.getLogger("kafka.admin.client").addFilter(_WithoutConfiguration())
+
 # Large fetches: our records are short text lines, and kafka-python's per-request cost dominates.
 CONSUMER_DEFAULTS = dict(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                          max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
@@ -50,33 +64,32 @@ RESET_PROBE_TIMEOUT_MS = 2000
 TOPIC_ALREADY_EXISTS = 36
 
 
-def new_consumer(bootstrap_servers: str, **overrides) -> KafkaConsumer:
+def new_consumer(kafka: KafkaSettings | str, **overrides) -> KafkaConsumer:
     """A group-less consumer with no assignment; callers ``assign`` and ``seek`` themselves."""
-    return KafkaConsumer(bootstrap_servers=bootstrap_servers, **{**CONSUMER_DEFAULTS, **overrides})
+    return KafkaConsumer(**KafkaSettings.of(kafka).client_kwargs(), **{**CONSUMER_DEFAULTS, **overrides})
 
 
-def new_probe_consumer(bootstrap_servers: str) -> KafkaConsumer:
+def new_probe_consumer(kafka: KafkaSettings | str) -> KafkaConsumer:
     """A consumer for :func:`true_end_offsets`: small fetches, and a short broker-side wait so a
     probe at the log end does not leave a fetch in flight for long."""
-    return new_consumer(bootstrap_servers, fetch_max_wait_ms=50, max_partition_fetch_bytes=1024 * 1024,
-                        check_crcs=False)
+    return new_consumer(kafka, fetch_max_wait_ms=50, max_partition_fetch_bytes=1024 * 1024, check_crcs=False)
 
 
 @contextmanager
-def _borrowed_consumer(consumer_or_bootstrap: KafkaConsumer | str) -> Iterator[KafkaConsumer]:
-    if isinstance(consumer_or_bootstrap, KafkaConsumer):
-        yield consumer_or_bootstrap
+def _borrowed_consumer(consumer_or_kafka: KafkaConsumer | KafkaSettings | str) -> Iterator[KafkaConsumer]:
+    if isinstance(consumer_or_kafka, KafkaConsumer):
+        yield consumer_or_kafka
         return
-    consumer = new_probe_consumer(consumer_or_bootstrap)
+    consumer = new_probe_consumer(consumer_or_kafka)
     try:
         yield consumer
     finally:
         consumer.close()
 
 
-def ensure_topics(bootstrap_servers: str, partitions: dict[str, int]) -> list[str]:
+def ensure_topics(kafka: KafkaSettings | str, partitions: dict[str, int]) -> list[str]:
     """Create the missing topics (replication 1) and return their names; existing topics are left as they are."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = KafkaAdminClient(**KafkaSettings.of(kafka).client_kwargs())
     try:
         existing = set(admin.list_topics())
         missing = {name: n for name, n in partitions.items() if name not in existing}
@@ -105,16 +118,16 @@ def topic_partitions(consumer: KafkaConsumer, topic: str) -> list[int]:
     return sorted(consumer.partitions_for_topic(topic) or ())
 
 
-def beginning_offsets(consumer_or_bootstrap: KafkaConsumer | str, topic: str,
+def beginning_offsets(consumer_or_kafka: KafkaConsumer | KafkaSettings | str, topic: str,
                       partitions: list[int] | None = None) -> dict[int, int]:
     """The first available offset per partition."""
-    with _borrowed_consumer(consumer_or_bootstrap) as consumer:
+    with _borrowed_consumer(consumer_or_kafka) as consumer:
         parts = topic_partitions(consumer, topic) if partitions is None else partitions
         found = consumer.beginning_offsets([TopicPartition(topic, p) for p in parts])
         return {tp.partition: offset for tp, offset in sorted(found.items())}
 
 
-def true_end_offsets(consumer_or_bootstrap: KafkaConsumer | str, topic: str,
+def true_end_offsets(consumer_or_kafka: KafkaConsumer | KafkaSettings | str, topic: str,
                      partitions: list[int] | None = None, probe_timeout_ms: int = 100,
                      max_probes: int = 20) -> dict[int, int]:
     """The offset after the last record per partition, even where the broker under-reports it.
@@ -130,9 +143,9 @@ def true_end_offsets(consumer_or_bootstrap: KafkaConsumer | str, topic: str,
     end is exact and the probe is one empty poll.
 
     A passed consumer's assignment is replaced (best built by :func:`new_probe_consumer`); a
-    bootstrap string gets a short-lived consumer.
+    bootstrap string or KafkaSettings gets a short-lived consumer.
     """
-    with _borrowed_consumer(consumer_or_bootstrap) as consumer:
+    with _borrowed_consumer(consumer_or_kafka) as consumer:
         parts = topic_partitions(consumer, topic) if partitions is None else partitions
         if not parts:
             return {}
@@ -154,7 +167,7 @@ def true_end_offsets(consumer_or_bootstrap: KafkaConsumer | str, topic: str,
         return {tp.partition: max(reported[tp], consumer.position(tp)) for tp in tps}
 
 
-def read_range(bootstrap_servers: str, topic: str, starts: dict[int, int], ends: dict[int, int],
+def read_range(kafka: KafkaSettings | str, topic: str, starts: dict[int, int], ends: dict[int, int],
                poll_timeout_ms: int = 1000, max_idle_polls: int = 5) -> list:
     """The records of ``topic`` from ``starts`` to ``ends`` (exclusive, per partition), in offset order per
     partition; a partition whose records stop arriving (gone: retention, a recreated topic) ends early
@@ -162,7 +175,7 @@ def read_range(bootstrap_servers: str, topic: str, starts: dict[int, int], ends:
     wanted = {p: (starts.get(p, 0), end) for p, end in ends.items() if end > starts.get(p, 0)}
     if not wanted:
         return []
-    consumer = new_consumer(bootstrap_servers, check_crcs=False)
+    consumer = new_consumer(kafka, check_crcs=False)
     records: list = []
     try:
         tps = {p: TopicPartition(topic, p) for p in wanted}

@@ -48,6 +48,8 @@ def wait_acknowledged(producer: LineProducer, topic: str, futures: Sequence, tim
     if failed:
         raise SendFailed(topic, total, failed, errors[:5])
 
+from headwater.kafka_settings import KafkaSettings
+
 
 class LineProducer:
     """Sends text lines (UTF-8) to Kafka in large batches; use as a context manager to flush and close.
@@ -57,12 +59,12 @@ class LineProducer:
     2
     """
 
-    def __init__(self, bootstrap_servers: str, **producer_kwargs) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, kafka: KafkaSettings | str, **producer_kwargs) -> None:
+        self.kafka = KafkaSettings.of(kafka)
         settings = dict(linger_ms=20, batch_size=256 * 1024, acks=1, enable_idempotence=False,
                         max_request_size=8 * 1024 * 1024)
         settings.update(producer_kwargs)
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **settings)
+        self._producer = KafkaProducer(**self.kafka.client_kwargs(), **settings)
 
     def send_bytes(self, topic: str, value: bytes, key: bytes | str | None = None,
                    partition: int | None = None):

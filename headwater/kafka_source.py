@@ -6,9 +6,13 @@ Offsets are ``{"<partition>": next_offset}`` and live in the query's checkpoint,
 same exactly-once guarantee as Spark's Kafka source: a batch is a fixed offset range, replayed
 identically after a failure.
 
-    spark.readStream.format("headwater-kafka").option("bootstrap.servers", servers) \\
+    spark.readStream.format("headwater-kafka").options(**config.kafka.as_options()) \\
         .option("topic", "demo.input").option("startingOffsets", "earliest") \\
         .option("maxRecordsPerTrigger", 500000).load()
+
+TLS and SASL settings come as ``kafka.<kafka-python argument>`` options
+(:meth:`headwater.kafka_settings.KafkaSettings.as_options`), so the executors' consumers connect as
+the driver's do; Spark redacts the password options in plans and progress reports.
 
 Partitions seen for the first time start at offset 0.
 
@@ -49,6 +53,7 @@ from headwater.kafka_admin import (
     new_probe_consumer,
     true_end_offsets,
 )
+from headwater.kafka_settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +113,7 @@ class KafkaSourceOptions:
     ValueError: The 'pollTimeoutMs' option of the headwater-kafka source must be an int >= 1. Got '0' instead.
     """
 
-    bootstrap_servers: str
+    kafka: KafkaSettings
     topic: str
     # "earliest", "latest" or {partition: offset}, where -2 means earliest and -1 latest (as in Spark)
     starting_offsets: str | dict[int, int] = "earliest"
@@ -123,7 +128,7 @@ class KafkaSourceOptions:
         for required in ("bootstrap.servers", "topic"):
             if not given.get(required):
                 raise ValueError(f"The headwater-kafka source needs the option '{required}'.")
-        return cls(given["bootstrap.servers"], given["topic"],
+        return cls(KafkaSettings.from_options(options), given["topic"],
                    _starting_offsets(given.get("startingoffsets", "earliest"), given["topic"]),
                    _positive_int(given, "maxRecordsPerTrigger"), _positive_int(given, "maxRecordsPerSplit"),
                    _positive_int(given, "pollTimeoutMs") or cls.poll_timeout_ms,
@@ -220,7 +225,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def _driver_consumer(self):
         if self._consumer is None:
-            self._consumer = new_probe_consumer(self.options.bootstrap_servers)
+            self._consumer = new_probe_consumer(self.options.kafka)
         return self._consumer
 
     def _true_ends(self) -> dict[int, int]:
@@ -326,7 +331,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def read(self, partition: OffsetRange) -> Iterator[pa.RecordBatch]:
         # CRC checks run in pure Python in kafka-python and cost ~15% of the read; TCP already
         # checksums the transfer, and the broker validated each batch when it was produced.
-        consumer = new_consumer(self.options.bootstrap_servers, check_crcs=False)
+        consumer = new_consumer(self.options.kafka, check_crcs=False)
         tp = TopicPartition(partition.topic, partition.partition)
         try:
             consumer.assign([tp])
@@ -361,7 +366,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         giving up would lose records, so the caller keeps polling (also while the broker is away).
         """
         try:
-            end = true_end_offsets(self.options.bootstrap_servers, partition.topic, [partition.partition],
+            end = true_end_offsets(self.options.kafka, partition.topic, [partition.partition],
                                    RESET_PROBE_TIMEOUT_MS)
         except KafkaError as exc:
             log.warning("topic %s partition %d: cannot read its end (%s); polling on", partition.topic,

@@ -17,6 +17,7 @@ from headwater.kafka_admin import (
     topic_partitions,
     true_end_offsets,
 )
+from headwater.kafka_settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,14 @@ class TopicTail:
     CHECK_EVERY_SEC = 5.0
     MAX_BACKOFF_SEC = 5.0
 
-    def __init__(self, bootstrap_servers: str, topic: str,
+    def __init__(self, kafka: KafkaSettings | str, topic: str,
                  on_records: Callable[[list[ConsumerRecord]], None],
                  start: dict[int, int] | str = "latest", poll_timeout_ms: int = 200,
                  name: str | None = None) -> None:
         if isinstance(start, str) and start not in ("earliest", "latest"):
             raise ValueError(f"The 'start' parameter of TopicTail must be 'earliest', 'latest' or a "
                              f"dict of partition offsets. Got {start!r} instead.")
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.topic = topic
         self.on_records = on_records
         self.start_offsets = start
@@ -84,7 +85,7 @@ class TopicTail:
         """True when every partition's position has reached the topic's true end (False while the topic is missing)."""
         with self._probe_lock:
             if self._probe is None:
-                self._probe = new_probe_consumer(self.bootstrap_servers)
+                self._probe = new_probe_consumer(self.kafka)
             try:
                 ends = true_end_offsets(self._probe, self.topic, probe_timeout_ms=50)
             except KafkaError as e:
@@ -99,7 +100,7 @@ class TopicTail:
         while not self._stopping.is_set():
             try:
                 if consumer is None:
-                    consumer, checked = new_consumer(self.bootstrap_servers), 0.0
+                    consumer, checked = new_consumer(self.kafka), 0.0
                 if time.monotonic() - checked > self.CHECK_EVERY_SEC:
                     self._assign(consumer)
                     checked = time.monotonic()

@@ -19,8 +19,24 @@ from serving_layer import formats
 from serving_layer.als_model import ALSServingModel, Query
 from serving_layer.app_context import input_format, models, rescorer, send_input_lines
 from serving_layer.errors import ApiError, not_found
+from serving_layer.operations import (
+    CONSIDER_KNOWN_ITEMS,
+    PAGING,
+    RANKING,
+    SENT_ANSWER,
+    Body,
+    id_values_answer,
+    ids_answer,
+    lines_body,
+    operation,
+    values_answer,
+)
 
 bp = Blueprint("als", __name__)
+USERS = "user IDs separated by '/'"
+ITEMS = "item IDs separated by '/'"
+ITEM_VALUES = "item IDs separated by '/', each optionally `=strength` (default 1)"
+STRENGTH_BODY = Body("The strength of the preference, a finite number (default 1)", "2.5", ("text/plain",))
 
 
 def _model() -> ALSServingModel:
@@ -61,6 +77,8 @@ def _page(pairs):
     return formats.id_values(pairs[offset:offset + how_many])
 
 
+@operation("Items to recommend to a user, best first.", query=(*RANKING, CONSIDER_KNOWN_ITEMS),
+           answer=id_values_answer(), path={"user": "a user ID"})
 @bp.get("/recommend/<user>")
 def recommend(user):
     model = _model()
@@ -69,6 +87,8 @@ def recommend(user):
     return _ranked(model, query, exclude, user=user)
 
 
+@operation("Items to recommend to a group of users (the mean of their vectors).",
+           query=(*RANKING, CONSIDER_KNOWN_ITEMS), answer=id_values_answer(), path={"users": USERS})
 @bp.get("/recommendToMany/<path:users>")
 def recommend_to_many(users):
     model = _model()
@@ -79,6 +99,8 @@ def recommend_to_many(users):
     return _ranked(model, query, exclude, user=names)
 
 
+@operation("Items to recommend to a user who is not in the model, from the items they like.",
+           query=RANKING, answer=id_values_answer(), path={"items": ITEM_VALUES})
 @bp.get("/recommendToAnonymous/<path:items>")
 def recommend_to_anonymous(items):
     model = _model()
@@ -89,6 +111,9 @@ def recommend_to_anonymous(items):
     return _ranked(model, query, model.items.rows(i for i, _ in pairs))
 
 
+@operation("Items to recommend to a user, as if they also liked the given items.",
+           query=(*RANKING, CONSIDER_KNOWN_ITEMS), answer=id_values_answer(),
+           path={"user": "a user ID", "items": ITEM_VALUES})
 @bp.get("/recommendWithContext/<user>/", defaults={"items": ""})
 @bp.get("/recommendWithContext/<user>/<path:items>")
 def recommend_with_context(user, items):
@@ -100,6 +125,8 @@ def recommend_with_context(user, items):
     return _ranked(model, query, model.known_rows(*known, extra=[i for i, _ in pairs]), user=user)
 
 
+@operation("Items most similar to all of the given items (cosine).", query=RANKING,
+           answer=id_values_answer(), path={"items": ITEMS})
 @bp.get("/similarity/<path:items>")
 def similarity(items):
     model = _model()
@@ -109,6 +136,8 @@ def similarity(items):
     return _ranked(model, query, model.items.rows(names), cosine=True)
 
 
+@operation("Cosine similarity of each given item to one item.", answer=values_answer(),
+           path={"to_item": "the item to compare with", "items": ITEMS})
 @bp.get("/similarityToItem/<to_item>/<path:items>")
 def similarity_to_item(to_item, items):
     model = _model()
@@ -116,12 +145,17 @@ def similarity_to_item(to_item, items):
     return formats.values([v for _, v in model.cosine_to(vector, formats.path_ids(items, "item"))])
 
 
+@operation("Estimated strength of a user's preference for each item.", answer=values_answer(),
+           path={"user": "a user ID", "items": ITEMS})
 @bp.get("/estimate/<user>/<path:items>")
 def estimate(user, items):
     model = _model()
     return formats.values(model.estimates(model.user_query(user), formats.path_ids(items, "item")))
 
 
+@operation("Estimated strength for one item of a user who is not in the model.",
+           answer=values_answer(what="one value"),
+           path={"to_item": "the item to estimate for", "items": ITEM_VALUES})
 @bp.get("/estimateForAnonymous/<to_item>/<path:items>")
 def estimate_for_anonymous(to_item, items):
     model = _model()
@@ -130,6 +164,8 @@ def estimate_for_anonymous(to_item, items):
     return formats.values(model.estimates(query, [to_item]))
 
 
+@operation("The user's known items that most explain a recommendation of the item.", query=PAGING,
+           answer=id_values_answer(), path={"user": "a user ID", "item": "an item ID"})
 @bp.get("/because/<user>/<item>")
 def because(user, item):
     model = _model()
@@ -140,6 +176,8 @@ def because(user, item):
     return _page(sorted(pairs, key=lambda p: -p[1]))
 
 
+@operation("The user's known items the model explains least, least first.", query=PAGING,
+           answer=id_values_answer(what="IDs with their estimates, lowest first"), path={"user": "a user ID"})
 @bp.get("/mostSurprising/<user>")
 def most_surprising(user):
     model = _model()
@@ -149,6 +187,8 @@ def most_surprising(user):
     return _page(sorted(pairs, key=lambda p: p[1]))
 
 
+@operation("One representative item per feature (the item with the largest value in it).",
+           answer=ids_answer(), errors=())
 @bp.get("/popularRepresentativeItems")
 def popular_representative_items():
     view = _model().items.view
@@ -166,16 +206,21 @@ def _top_counts(counts, rescore_user=False):
     return formats.id_values(ranked[offset:offset + how_many], value_name="count")
 
 
+@operation("Items with the most users.", query=RANKING,
+           answer=id_values_answer("count", "IDs with their counts, largest first"), errors=(400,))
 @bp.get("/mostPopularItems")
 def most_popular_items():
     return _top_counts(_model().popularity()[0])
 
 
+@operation("Users with the most items.", query=PAGING,
+           answer=id_values_answer("count", "IDs with their counts, largest first"), errors=(400,))
 @bp.get("/mostActiveUsers")
 def most_active_users():
     return _top_counts(_model().popularity()[1], rescore_user=True)
 
 
+@operation("The items a user interacted with.", answer=ids_answer(), path={"user": "a user ID"})
 @bp.get("/knownItems/<user>")
 def known_items(user):
     model = _model()
@@ -184,11 +229,13 @@ def known_items(user):
     return formats.ids(model.known_items(user))
 
 
+@operation("Every item ID in the model.", answer=ids_answer(), errors=())
 @bp.get("/item/allIDs")
 def all_item_ids():
     return formats.ids(_model().items.view.ids.tolist())
 
 
+@operation("Every user ID in the model.", answer=ids_answer(), errors=())
 @bp.get("/user/allIDs")
 def all_user_ids():
     return formats.ids(_model().users.view.ids.tolist())
@@ -204,6 +251,8 @@ def _send_event(user: str, item: str, strength: str):
     return jsonify({"sent": 1})
 
 
+@operation("Record that a user likes an item (an input event).", writes=True, answer=SENT_ANSWER,
+           body=STRENGTH_BODY, path={"user": "a user ID", "item": "an item ID"}, errors=(400,))
 @bp.post("/pref/<user>/<item>")
 def add_preference(user, item):
     raw = formats.body_text().strip().splitlines()
@@ -217,11 +266,17 @@ def add_preference(user, item):
     return _send_event(user, item, repr(strength))
 
 
+@operation("Delete a user's preference for an item (an input event).", writes=True, answer=SENT_ANSWER,
+           path={"user": "a user ID", "item": "an item ID"}, errors=())
 @bp.delete("/pref/<user>/<item>")
 def delete_preference(user, item):
     return _send_event(user, item, "")
 
 
+@operation("Send input events, all or nothing.", writes=True, answer=SENT_ANSWER,
+           body=lines_body("Events `user,item[,strength[,timestamp_ms]]` (CSV or JSON arrays; an empty "
+                           "strength deletes)",
+                           "u1,i1,1.0\nu2,i1,"), errors=(400,))
 @bp.post("/ingest")
 def ingest():
     """CSV or JSON-array lines; all-or-nothing, so a client can fix and resend without duplicates."""

@@ -63,7 +63,7 @@ def send_input_lines(lines: list[str]) -> int:
             if producer is None:
                 wait_ms = int(timeout * 1000)
                 producer = current_app.extensions[PRODUCER] = LineProducer(
-                    config.get("headwater.kafka.bootstrap-servers"), bootstrap_timeout_ms=wait_ms,
+                    config.kafka, bootstrap_timeout_ms=wait_ms,
                     max_block_ms=wait_ms, request_timeout_ms=wait_ms, delivery_timeout_ms=wait_ms + 1000)
         return producer.send_lines_acknowledged(config.input_topic, lines, timeout)
     except SendFailed as exc:

@@ -22,8 +22,11 @@ from headwater.apps.kmeans import updates
 from headwater.apps.kmeans.clusters import KMeansClusters
 from serving_layer import formats
 from serving_layer.app_context import input_format, models, send_input_lines
+from serving_layer.operations import SENT_ANSWER, lines_body, operation, values_answer
 
 bp = Blueprint("kmeans", __name__)
+DATUM = "one input line following headwater.input-schema (CSV or a JSON array), URL-encoded"
+CLUSTER = {"type": "integer", "minimum": 0}
 
 
 class KMeansServingModel:
@@ -64,28 +67,38 @@ def _nearest(lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return model.assign(model.clusters.points(table))
 
 
+@operation("The index of the nearest cluster centre to a datum.", answer=values_answer(CLUSTER, "one index"),
+           path={"datum": DATUM}, errors=(400,))
 @bp.get("/assign/<path:datum>")
 def assign_one(datum):
     return formats.values(_nearest([datum])[0].tolist())
 
 
+@operation("The nearest cluster centre of each datum, all or nothing.", answer=values_answer(CLUSTER),
+           body=lines_body("Data following headwater.input-schema", "1.0,2.0"), errors=(400,))
 @bp.post("/assign")
 def assign_many():
     lines = formats.body_lines()
     return formats.values(_nearest(lines)[0].tolist() if lines else [])
 
 
+@operation("The distance from a datum to its nearest cluster centre.", answer=values_answer(what="one distance"),
+           path={"datum": DATUM}, errors=(400,))
 @bp.get("/distanceToNearest/<path:datum>")
 def distance_to_nearest(datum):
     return formats.values(_nearest([datum])[1].tolist())
 
 
+@operation("Send one datum to the input topic (the centres move with the speed layer).", writes=True,
+           answer=SENT_ANSWER, path={"datum": DATUM}, errors=(400,))
 @bp.post("/add/<path:datum>")
 def add_one(datum):
     _checked([datum])
     return jsonify({"sent": send_input_lines([datum])})
 
 
+@operation("Send data to the input topic, all or nothing.", writes=True, answer=SENT_ANSWER,
+           body=lines_body("Data following headwater.input-schema", "1.0,2.0"), errors=(400,))
 @bp.post("/add")
 def add_many():
     """All-or-nothing, so a client can fix a bad line and resend without duplicating the rest."""

@@ -238,7 +238,7 @@ class ModelManager:
         offset = self.load_from_registry()
         if self._stopped.is_set():
             return
-        self._tail = TopicTail(self.config.get("headwater.kafka.bootstrap-servers"), self.config.update_topic,
+        self._tail = TopicTail(self.config.kafka, self.config.update_topic,
                                self.on_records, start={0: offset or 0}, poll_timeout_ms=200).start()
         log.info("following %s from offset %s", self.config.update_topic, offset or 0)
         while not self._stopped.is_set():

@@ -9,7 +9,9 @@ True
 """
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -17,6 +19,37 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from headwater import prequential
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class RecentCounts:
+    """Counts per ``bucket_sec`` over the last ``buckets`` intervals (the console's update-rate chart).
+
+    >>> recent = RecentCounts(bucket_sec=10, buckets=3)
+    >>> recent.add(5, now=100.0); recent.add(2, now=105.0); recent.add(1, now=121.0)
+    >>> recent.series(now=125.0)
+    [(100, 7), (110, 0), (120, 1)]
+    """
+
+    def __init__(self, bucket_sec: int = 10, buckets: int = 30):
+        self.bucket_sec = bucket_sec
+        self._counts: deque[list[int]] = deque(maxlen=buckets)  # [bucket start, count]
+        self._lock = threading.Lock()
+
+    def add(self, count: int, now: float | None = None) -> None:
+        start = int((time.time() if now is None else now) // self.bucket_sec * self.bucket_sec)
+        with self._lock:
+            if self._counts and self._counts[-1][0] == start:
+                self._counts[-1][1] += count
+            else:
+                self._counts.append([start, count])
+
+    def series(self, now: float | None = None) -> list[tuple[int, int]]:
+        """(bucket start, count) for every bucket of the window ending now, empty ones included."""
+        last = int((time.time() if now is None else now) // self.bucket_sec * self.bucket_sec)
+        with self._lock:
+            counts = {start: count for start, count in self._counts}
+        first = last - (self._counts.maxlen - 1) * self.bucket_sec
+        return [(t, counts.get(t, 0)) for t in range(first, last + 1, self.bucket_sec)]
 
 
 class ServingMetrics:
@@ -53,13 +86,22 @@ class ServingMetrics:
         self._prequential_base: int | None = None
         self._prequential_events = 0
         self._prequential_totals: dict = {}
+        self.recent_updates = RecentCounts()
+        self.updates_applied = 0
 
     def _age(self) -> float:
-        return -1.0 if self._last_update_time is None else time.time() - self._last_update_time
+        age = self.seconds_since_update()
+        return -1.0 if age is None else age
+
+    def seconds_since_update(self) -> float | None:
+        """Freshness: seconds since the last update message was applied, None before the first."""
+        return None if self._last_update_time is None else time.time() - self._last_update_time
 
     def updated(self, count: int = 1) -> None:
         self.updates.inc(count)
+        self.updates_applied += count
         self._last_update_time = time.time()
+        self.recent_updates.add(count, self._last_update_time)
 
     def reset_prequential(self, base_version: int | None, events: int = 0, totals: dict | None = None) -> None:
         """Start the live evaluation of a newly served champion (from a snapshot's totals when it has them)."""
@@ -77,6 +119,10 @@ class ServingMetrics:
 
     def prequential_figures(self) -> dict[str, dict[str, float]]:
         return prequential.readable(self._prequential_totals)
+
+    @property
+    def prequential_event_count(self) -> int:
+        return self._prequential_events
 
     def _publish_prequential(self) -> None:
         self.prequential_events.set(self._prequential_events)

@@ -31,8 +31,12 @@ from headwater.input_format import InputSchema, SchemaCSVFormat
 from serving_layer import formats
 from serving_layer.app_context import models, send_input_lines
 from serving_layer.errors import ApiError
+from serving_layer.operations import SENT_ANSWER, id_values_answer, lines_body, operation, values_answer
 
 bp = Blueprint("random_forest", __name__)
+DATUM = "one input line following headwater.input-schema (CSV or a JSON array; the target may be empty)"
+# a class name (classification) or a number (regression)
+PREDICTION = {"oneOf": [{"type": "string"}, {"type": "number"}]}
 
 
 class RandomForestServingModel:
@@ -95,17 +99,24 @@ def _answer(lines: list[str], method: str):
         raise ApiError(400, f"{where}: {exc}", feature=exc.feature, value=exc.value) from None
 
 
+@operation("The predicted class (classification) or value (regression) of a datum.",
+           answer=values_answer(PREDICTION, "one prediction"), path={"datum": DATUM}, errors=(400,))
 @bp.get("/predict/<path:datum>")
 def predict_one(datum):
     return formats.values(_answer([datum], "predict")[1])
 
 
+@operation("A prediction per datum, all or nothing.", answer=values_answer(PREDICTION),
+           body=lines_body("Data following headwater.input-schema (the target may be empty)", "5.1,3.5,1.4,0.2,"),
+           errors=(400,))
 @bp.post("/predict")
 def predict_many():
     lines = formats.body_lines()
     return formats.values(_answer(lines, "predict")[1] if lines else [])
 
 
+@operation("The probability of each class for a datum (classification only).",
+           answer=id_values_answer(what="classes with their probabilities"), path={"datum": DATUM}, errors=(400,))
 @bp.get("/classificationDistribution/<path:datum>")
 def classification_distribution(datum):
     if _model().task != "classification":
@@ -114,11 +125,14 @@ def classification_distribution(datum):
     return formats.id_values(list(zip(model.classes, probabilities[0].tolist())))
 
 
+@operation("The importance of each predictor, in schema order.", answer=values_answer(), errors=())
 @bp.get("/feature/importance")
 def feature_importances():
     return formats.values(list(_model().importances.values()))
 
 
+@operation("The importance of one predictor.", answer=values_answer(what="one importance"),
+           path={"number": "the predictor's position (0-based)"}, errors=(400,))
 @bp.get("/feature/importance/<number>")
 def feature_importance(number):
     importances = list(_model().importances.values())
@@ -138,12 +152,17 @@ def _check_labelled(lines: list[str]) -> None:
         raise ApiError(400, f"{where}: the target feature {target!r} is empty", feature=target)
 
 
+@operation("Send one labelled datum to the input topic (the leaves change with the speed layer).",
+           writes=True, answer=SENT_ANSWER, path={"datum": DATUM}, errors=(400,))
 @bp.post("/train/<path:datum>")
 def train_one(datum):
     _check_labelled([datum])
     return jsonify({"sent": send_input_lines([datum])})
 
 
+@operation("Send labelled data to the input topic, all or nothing.", writes=True, answer=SENT_ANSWER,
+           body=lines_body("Labelled data following headwater.input-schema", "5.1,3.5,1.4,0.2,setosa"),
+           errors=(400,))
 @bp.post("/train")
 def train_many():
     """All-or-nothing, so a client can fix a bad line and resend without duplicating the rest."""

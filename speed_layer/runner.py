@@ -50,7 +50,7 @@ class SpeedLayer:
         self.config = config
         self.model_class = model_class or config.app.resolve("speed")
         self.input_format = config.app.make_input_format(config)
-        self.bootstrap = config.get("headwater.kafka.bootstrap-servers")
+        self.kafka = config.kafka
         self.state = ModelState()
         self.evaluation = LiveEvaluation(config)
         self._stopping = threading.Event()
@@ -71,13 +71,13 @@ class SpeedLayer:
         from headwater.kafka_admin import ensure_topics, true_end_offsets
         from headwater.kafka_producer import LineProducer
 
-        ensure_topics(self.bootstrap, {
+        ensure_topics(self.kafka, {
             self.config.input_topic: self.config.get("headwater.kafka.input-partitions"),
             self.config.update_topic: self.config.get("headwater.kafka.update-partitions"),
         })
         # where a champion without a recorded cut-off starts: what exists when the layer starts
-        self._input_ends_at_start = true_end_offsets(self.bootstrap, self.config.input_topic)
-        self._producer = LineProducer(self.bootstrap)
+        self._input_ends_at_start = true_end_offsets(self.kafka, self.config.input_topic)
+        self._producer = LineProducer(self.kafka)
         self._publisher = UpdatePublisher(self._producer, self.config.update_topic,
                                           self.config.get("headwater.kafka.max-message-bytes"))
         self._spawn("speed-start", self._start_when_a_model_exists)
@@ -177,7 +177,7 @@ class SpeedLayer:
         log.info("speed layer: loaded %s version %s (%s layer, base %s) covering input %s; following %s from %s",
                  chosen.name, chosen.version, chosen.tags.get(registry.TAG_LAYER, "?"), champion.version, covered,
                  self.config.update_topic, point.update_offset)
-        self._tail = TopicTail(self.bootstrap, self.config.update_topic, self._on_update_records,
+        self._tail = TopicTail(self.kafka, self.config.update_topic, self._on_update_records,
                                start={UPDATE_PARTITION: point.update_offset},
                                poll_timeout_ms=self.config.get("headwater.kafka.poll-timeout-ms"),
                                name="speed-update-tail").start()
@@ -230,7 +230,7 @@ class SpeedLayer:
         the same records in the same order (partition, then offset, as the Kafka source delivers them)."""
         from headwater.kafka_admin import read_range
 
-        records = read_range(self.bootstrap, self.config.input_topic, dict(starts), ends)
+        records = read_range(self.kafka, self.config.input_topic, dict(starts), ends)
         if records:
             lines = [None if r.value is None else r.value.decode("utf-8", "replace") for r in records]
             self._fold_lines(lines, ends, publish=False, score=False)
@@ -245,7 +245,7 @@ class SpeedLayer:
             begin = starts.get(partition, 0)
             while begin < end:
                 stop = min(begin + piece, end)
-                records = read_range(self.bootstrap, self.config.input_topic, {partition: begin}, {partition: stop})
+                records = read_range(self.kafka, self.config.input_topic, {partition: begin}, {partition: stop})
                 lines = [None if r.value is None else r.value.decode("utf-8", "replace") for r in records]
                 self._fold_lines(lines, {partition: stop}, publish=publish, score=False)
                 begin = stop
@@ -259,7 +259,7 @@ class SpeedLayer:
         kafka = self.config.section("headwater.kafka")
         offsets = json.dumps({self.config.input_topic: {str(p): o for p, o in starting.items()}})
         stream = (spark.readStream.format("headwater-kafka")
-                  .option("bootstrap.servers", self.bootstrap)
+                  .options(**self.kafka.as_options())
                   .option("topic", self.config.input_topic)
                   .option("startingOffsets", offsets)
                   .option("maxRecordsPerTrigger", kafka["max-records-per-trigger"])

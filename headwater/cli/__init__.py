@@ -14,10 +14,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from headwater.apps import available_apps
-from headwater.config import Config, ConfigError, load_config
+from headwater.config import Config, ConfigError, load_config, overrides_from_environment
 from headwater.embedded import StackError
 
 log = logging.getLogger("headwater")
+
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,11 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("kafka", "py4j", "urllib3", "alembic", "mlflow.store"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        overrides = [*overrides_from_environment(), *args.overrides]
         if args.command == "demo":
             from headwater.cli.demo import run_demo
 
-            return run_demo(args.app, args.conf, args.overrides)
-        config = load_config(args.conf, args.overrides)
+            return run_demo(args.app, args.conf, overrides)
+        config = load_config(args.conf, overrides)
         return COMMANDS[args.command](config, args)
     except (ConfigError, StackError) as exc:
         print(f"headwater: {exc}", file=sys.stderr)
@@ -112,7 +114,7 @@ def _ingest(config: Config, args) -> int:
     sent = 0
     columns = (TextColumn("sending to " + config.input_topic), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
-    with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer, \
+    with LineProducer(config.kafka) as producer, \
             Progress(*columns, transient=not sys.stderr.isatty()) as progress:
         task = progress.add_task("ingest", total=total)
         for line in read_lines(args.file):

@@ -11,6 +11,8 @@ the champion alone. An app names its demo module
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from pathlib import Path
 import requests
 
 from headwater.apps import available_apps, find_app
-from headwater.config import Config, ConfigError, load_config
+from headwater.config import OVERRIDES_ENV, Config, ConfigError, load_config
 from headwater.embedded import terminate_process_group
 from headwater.stack import Stack
 
@@ -38,12 +40,13 @@ def run_demo(app: str, conf: str | None, overrides: list[str]) -> int:
     try:
         _load_history(config, demo.history_lines(app))
         children = _start_layers(conf, overrides, stack.var_dir / "logs")
-        base = f"http://{config.get('headwater.serving.host')}:{config.get('headwater.serving.port')}"
+        base = (f"http://{config.get('headwater.serving.host')}:{config.get('headwater.serving.port')}"
+                f"{config.get('headwater.serving.api.context-path').rstrip('/')}")
         _wait_ready(base, children)
         demo.show_live_learning(config, base)
         _print_live_evaluation(base)
-        print(f"\nserving layer: {base}{demo.EXAMPLE_PATH}   MLflow UI: {stack.mlflow_url}"
-              f"   events table: {config.table_uri('events')}")
+        print(f"\nserving layer: {base}{demo.EXAMPLE_PATH}   console: {base}/   API docs: {base}/docs"
+              f"\nMLflow UI: {stack.mlflow_url}   events table: {config.table_uri('events')}")
         print("layer logs in", stack.var_dir / "logs", "- press Ctrl-C to stop")
         signal.signal(signal.SIGTERM, _interrupt)
         while all(child.poll() is None for child in children):
@@ -78,7 +81,7 @@ def _load_history(config: Config, lines: list[str]) -> None:
     from headwater.kafka_producer import LineProducer
     from headwater.spark import get_spark
 
-    with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
+    with LineProducer(config.kafka) as producer:
         producer.send_lines(config.input_topic, lines)
     print(f"sent {len(lines)} history lines to {config.input_topic}; ingesting into Delta and training")
     run_ingest(config, once=True)
@@ -87,17 +90,22 @@ def _load_history(config: Config, lines: list[str]) -> None:
     get_spark(config).stop()
 
 
+def layer_command(command: str, conf: str, overrides: list[str]) -> tuple[list[str], dict[str, str]]:
+    """A layer's command line and environment: the overrides travel in the environment, since they may
+    hold secrets and a command line is visible to every user of the machine."""
+    args = [sys.executable, "-m", "headwater.cli", command, "--conf", conf]
+    return args, {**os.environ, OVERRIDES_ENV: json.dumps(list(overrides))}
+
+
 def _start_layers(conf: str, overrides: list[str], log_dir: Path) -> list[subprocess.Popen]:
     log_dir.mkdir(parents=True, exist_ok=True)
     children = []
     for command in LAYERS:
-        args = [sys.executable, "-m", "headwater.cli", command, "--conf", conf]
-        for override in overrides:
-            args += ["-D", override]
+        args, env = layer_command(command, conf, overrides)
         with open(log_dir / f"{command}.log", "ab") as out:
             # own process group: stopping a layer also stops the Spark JVM it started
             children.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             start_new_session=True))
+                                             env=env, start_new_session=True))
         print(f"started {command} (pid {children[-1].pid}), log {log_dir / (command + '.log')}")
     return children
 

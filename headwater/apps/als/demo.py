@@ -45,7 +45,7 @@ def show_live_learning(config: Config, base: str, timeout: float = 120) -> bool:
     print(f"\nreplaying the newest {len(replay):,} ratings ({_day(replay.time_ms.iloc[0])} to "
           f"{_day(replay.time_ms.iloc[-1])}) through {config.input_topic}, {CHUNK:,} at a time; each one is "
           "scored before the speed layer learns it")
-    with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
+    with LineProducer(config.kafka) as producer:
         for start in range(0, len(replay), CHUNK):
             chunk = replay.iloc[start:start + CHUNK]
             producer.send_lines(config.input_topic, movielens.as_lines(chunk))

@@ -84,7 +84,7 @@ def show_live_learning(config, base_url: str, timeout: float = 120.0, copies: in
     # the speed layer reads new records only once its query runs: give it a moment after /ready
     time.sleep(3)
     sent_at = time.monotonic()
-    with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
+    with LineProducer(config.kafka) as producer:
         producer.send_lines(config.input_topic, contradicting_lines(app, datum, before, copies))
     print(f"sent {copies} labelled copies of that row with another target to {config.input_topic} "
           "(no batch run follows)")

@@ -62,7 +62,7 @@ def show_live_learning(config: Config, base: str, count: int = 30, timeout: floa
     print(f"\nprobe {datum}: cluster {cluster}, distance to its centre {before:.3f}")
     time.sleep(3)  # the speed query reads only records produced after its first trigger
     sent_at = time.monotonic()
-    with LineProducer(config.get("headwater.kafka.bootstrap-servers")) as producer:
+    with LineProducer(config.kafka) as producer:
         producer.send_lines(config.input_topic, points_near(PROBE, count))
     print(f"sent {count} new points near the probe to {config.input_topic} (no batch run follows)")
     while time.monotonic() - sent_at < timeout:
