@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import requests
 
-from headwater.apps.als.factors import ALSFactors
+from headwater.apps.als.factors import ALSFactors, ALSSettings
 from headwater.config import ConfigError
 from serving_layer.als_model import ALSServingModel
 from serving_layer.app import create_app
@@ -58,7 +58,7 @@ def test_large_answers_are_gzipped_for_clients_that_accept_it(make_config):
     items = [f"item-{n}" for n in range(5000)]
     manager = ModelManager(model_class=ALSServingModel)
     manager.swap(ALSServingModel(ALSFactors(["u0"], rng.normal(size=(1, 4)), items, rng.normal(size=(5000, 4)),
-                                            {}, True), version=1))
+                                            {}, ALSSettings(True)), version=1))
     client = create_app(make_config(), manager).test_client()
     big = client.get("/item/allIDs", headers={"Accept-Encoding": "gzip"})
     assert big.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in big.headers["Vary"]
