@@ -267,7 +267,7 @@ def add_preference(user, item):
 
 
 @operation("Delete a user's preference for an item (an input event).", writes=True, answer=SENT_ANSWER,
-           path={"user": "a user ID", "item": "an item ID"}, errors=())
+           path={"user": "a user ID", "item": "an item ID"}, errors=(400,))
 @bp.delete("/pref/<user>/<item>")
 def delete_preference(user, item):
     return _send_event(user, item, "")

@@ -43,7 +43,7 @@ def served_with_registry_facts(make_config, tmp_path, more=()):
     version = register_example_champion(app.config["HEADWATER"], tmp_path, {"layer": "batch", "delta_version": 7})
     manager = app.extensions[MODELS]
     manager.model.version = version
-    manager.apply_payloads([["X", f"live-{n}", [0.1, 0.2, 0.3], None] for n in range(12)])
+    manager.apply_payloads([["X", f"live-{n}", [0.1, 0.2, 0.3], 0.0, {}] for n in range(12)])
     return app, version
 
 

@@ -117,9 +117,9 @@ def test_one_loader_the_newest_notice_wins_and_ups_during_a_load_reach_the_new_m
         third = register(config, tmp_path, factors(3), "v3", {"layer": "batch"}, ["champion"])
         with LineProducer(bootstrap) as producer:
             for message in (notice(third.version, config),
-                            encode_up(["X", "on-first", [1.0] * 4, None], base_version=first.version),
-                            encode_up(["X", "on-second", [1.0] * 4, None], base_version=second.version),
-                            encode_up(["X", "on-third", [1.0] * 4, None], base_version=third.version)):
+                            encode_up(["X", "on-first", [1.0] * 4, 0.0, {}], base_version=first.version),
+                            encode_up(["X", "on-second", [1.0] * 4, 0.0, {}], base_version=second.version),
+                            encode_up(["X", "on-third", [1.0] * 4, 0.0, {}], base_version=third.version)):
                 producer.send_bytes(config.update_topic, message).get(10)
         wait_for(lambda: manager.metrics.ignored_updates._value.get() >= 2)  # v1 serves: 2 of another base
         assert "on-first" in manager.model.users.index  # its own base: applied at once
@@ -147,11 +147,11 @@ def test_poisoned_update_records_leave_the_served_model_consistent(broker_config
         poison = [b'{"type": "MODEL", "model_name": "x", "version": 1e999}', b'{"type": "UP", "payload": 1e999}',
                   b'{"type": "UP", "payload": ["X", "bad", [1e999, 1, 1, 1], null]}',
                   b'{"type": "UP", "payload": ["X", "bad2", [1, 1, 1, 1], null], "base": 1e999}',
-                  b"[" * 3000, b"\xff\xfe", b'{"type": "UP", "payload": ["X", "' + b"u" * 5000 + b'", [1,1,1,1]]}']
+                  b"[" * 3000, b"\xff\xfe", b'{"type": "UP", "payload": ["X", "' + b"u" * 5000 + b'", [1,1,1,1], 0, {}]}']
         with LineProducer(bootstrap) as producer:
             for raw in poison:
                 producer.send_bytes(config.update_topic, raw)
-            producer.send_bytes(config.update_topic, encode_up(["X", "fine", [1.0] * 4, None], champion.version))
+            producer.send_bytes(config.update_topic, encode_up(["X", "fine", [1.0] * 4, 0.0, {}], champion.version))
         wait_for(lambda: "fine" in manager.model.users.index)
         assert manager.model.version == champion.version and manager.ready_reason() is None
         assert manager.metrics.bad_updates._value.get() >= 5
