@@ -18,34 +18,10 @@ from collections.abc import Callable
 
 from batch_layer.ml_update import MLUpdate, UpdateResult
 from headwater.config import Config
-from headwater.messages import ModelNotice, encode_model_notice
+from headwater.messages import ModelNotice
+from headwater.promotion import publish_model_notice, tag_update_offset
 
 log = logging.getLogger(__name__)
-
-
-def tag_update_offset(config: Config, version: int) -> None:
-    """Tag a version about to become champion with the update topic's current end (``update_offset``).
-
-    UP messages before it were computed on older models, so the serving and speed layers start the new
-    champion there instead of replaying the whole topic onto it. Done before the alias moves: a layer
-    that loads the new champion always finds the tag.
-    """
-    from headwater.kafka_admin import ensure_topics, true_end_offsets
-    from headwater.registry import TAG_UPDATE_OFFSET, offsets_tag, set_version_tag
-
-    bootstrap = config.kafka
-    ensure_topics(bootstrap, {config.update_topic: config.get("headwater.kafka.update-partitions")})
-    set_version_tag(config, version, TAG_UPDATE_OFFSET, offsets_tag(true_end_offsets(bootstrap, config.update_topic)))
-
-
-def publish_model_notice(config: Config, notice: ModelNotice) -> None:
-    """Send a MODEL notice on ``<id>.update`` and wait until the broker acknowledged it (or raise)."""
-    from headwater.kafka_producer import LineProducer
-
-    with LineProducer(config.kafka) as producer:
-        producer.send_bytes(config.update_topic, encode_model_notice(notice)).get(timeout=30)
-    log.info("published MODEL notice for %s version %s on %s", notice.model_name, notice.version,
-             config.update_topic)
 
 
 def run_batch_once(config: Config, publish: Callable[[ModelNotice], None] | None = None) -> UpdateResult | None:

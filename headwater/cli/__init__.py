@@ -48,6 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("speed", parents=[common], help="fold live events into the model, publish updates")
     sub.add_parser("serve", parents=[common], help="REST serving layer")
 
+    promote = sub.add_parser("promote", parents=[common], help="move an alias (champion) to a registered version")
+    promote.add_argument("--version", type=int, required=True, help="the registered model version")
+    promote.add_argument("--alias", default="champion", help="champion (default) or challenger")
+    promote.add_argument("--reason", default="headwater promote", help="recorded in the alias history")
+    rollback = sub.add_parser("rollback", parents=[common], help="move champion back to the version it replaced")
+    rollback.add_argument("--reason", default="headwater rollback", help="recorded in the alias history")
+    history = sub.add_parser("history", parents=[common], help="which version held each alias when, and why")
+    history.add_argument("--json", action="store_true", help="as JSON")
+
     demo = sub.add_parser("demo", parents=[common], help="the end-to-end demo run by `make run`")
     demo.add_argument("--app", default="als", help="an app with a demo: " + ", ".join(sorted(available_apps())))
     return parser
@@ -166,5 +175,44 @@ def _serve(config: Config, args) -> int:
     return 0
 
 
+def _promote(config: Config, args) -> int:
+    from headwater import promotion
+
+    try:
+        promotion.move_alias(config, args.alias, args.version, promotion.CAUSE_OPERATOR, args.reason)
+    except promotion.PromotionError as exc:
+        print(f"headwater: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.alias} of {config.app_id} is now version {args.version}")
+    return 0
+
+
+def _rollback(config: Config, args) -> int:
+    from headwater import promotion
+
+    try:
+        version = promotion.rollback(config, reason=args.reason)
+    except promotion.PromotionError as exc:
+        print(f"headwater: {exc}", file=sys.stderr)
+        return 2
+    print(f"champion of {config.app_id} is back at version {version}")
+    return 0
+
+
+def _history(config: Config, args) -> int:
+    from headwater import promotion
+
+    if args.json:
+        print(promotion.history_json(config))
+        return 0
+    moves = promotion.history(config)
+    for move in moves:
+        print(promotion.describe_move(move))
+    if not moves:
+        print(f"no alias moves recorded for {config.app_id}")
+    return 0
+
+
 COMMANDS = {"stack": _stack, "ingest": _ingest, "ingest-stream": _ingest_stream, "batch": _batch,
-            "maintain": _maintain, "speed": _speed, "serve": _serve}
+            "maintain": _maintain, "speed": _speed, "serve": _serve, "promote": _promote, "rollback": _rollback,
+            "history": _history}

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from batch_layer.runner import publish_model_notice, tag_update_offset
+from headwater.promotion import publish_model_notice, tag_update_offset
 from headwater import registry
 from headwater.apps.als.factors import ALSFactors, ALSSettings
 from headwater.apps.als.pyfunc import ALSPyfuncModel
