@@ -57,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", parents=[common], help="which version held each alias when, and why")
     history.add_argument("--json", action="store_true", help="as JSON")
 
+    score = sub.add_parser("score", parents=[common], help="score a table with one model version (Spark)")
+    score.add_argument("--input", required=True, metavar="PATH", help="Delta table, Parquet, or .csv with a header")
+    score.add_argument("--output", required=True, metavar="PATH", help="Delta table, or .parquet / .csv")
+    chosen = score.add_mutually_exclusive_group()
+    chosen.add_argument("--version", type=int, help="a registered version")
+    chosen.add_argument("--alias", help="an alias, resolved to one version before the job (default champion)")
+    score.add_argument("--format", choices=("delta", "parquet", "csv"), help="output format (default: by name)")
+    score.add_argument("--how-many", type=int, help="ALS: recommendations per user (default 10)")
+
     demo = sub.add_parser("demo", parents=[common], help="the end-to-end demo run by `make run`")
     demo.add_argument("--app", default="als", help="an app with a demo: " + ", ".join(sorted(available_apps())))
     return parser
@@ -213,6 +222,18 @@ def _history(config: Config, args) -> int:
     return 0
 
 
+def _score(config: Config, args) -> int:
+    from headwater.batch_scoring import ScoringError, score
+
+    try:
+        result = score(config, args.input, args.output, args.version, args.alias, args.format, args.how_many)
+    except ScoringError as exc:
+        print(f"headwater: {exc}", file=sys.stderr)
+        return 2
+    print(f"scored {result.rows} rows with version {result.version} into {result.output}")
+    return 0
+
+
 COMMANDS = {"stack": _stack, "ingest": _ingest, "ingest-stream": _ingest_stream, "batch": _batch,
             "maintain": _maintain, "speed": _speed, "serve": _serve, "promote": _promote, "rollback": _rollback,
-            "history": _history}
+            "history": _history, "score": _score}
