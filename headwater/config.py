@@ -103,6 +103,7 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.serving.host": STRING,
     "headwater.serving.port": Interval(int, 0, 65535),
     "headwater.serving.rescorer": Optional(STRING),
+    "headwater.serving.max-loaded-versions": Interval(int, 1, 16),
     "headwater.serving.scoring.group-max-queries": Interval(int, 1, 256),
     "headwater.serving.scoring.group-wait-ms": Interval(float, 0, 100),
     "headwater.serving.ann.enabled": BOOL,

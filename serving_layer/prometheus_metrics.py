@@ -86,6 +86,10 @@ class ServingMetrics:
         self._prequential_base: int | None = None
         self._prequential_events = 0
         self._prequential_totals: dict = {}
+        self.model_memory = Gauge("headwater_model_memory_bytes", "approximate memory held by each loaded model "
+                                  "version (role: champion, previous, challenger)", ["version", "role"],
+                                  registry=self.registry)
+        self.loaded = Gauge("headwater_loaded_versions", "model versions held in memory", registry=self.registry)
         self.recent_updates = RecentCounts()
         self.updates_applied = 0
 
@@ -129,6 +133,13 @@ class ServingMetrics:
         for model, figures in self.prequential_figures().items():
             for name, value in figures.items():
                 self.prequential.labels(model, name).set(value)
+
+    def set_loaded(self, versions: list[tuple[int | None, str, int]]) -> None:
+        """(version, role, bytes) of every model in memory."""
+        self.model_memory.clear()
+        for version, role, size in versions:
+            self.model_memory.labels(str(version), role).set(size)
+        self.loaded.set(len(versions))
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, method, str(status)).inc()

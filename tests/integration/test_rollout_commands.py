@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from headwater import promotion, registry
 from headwater.apps.als.pyfunc import ALSPyfuncModel
@@ -28,9 +29,12 @@ def register(config, tmp_path, seed: int, gate: str) -> int:
                                      {"layer": "batch", promotion.TAG_GATE: gate}, aliases=[]).version
 
 
-def served_version(url: str) -> int | None:
-    answer = get(url, "/ready")
-    return answer.json()["model_version"] if answer is not None and answer.status_code == 200 else None
+def served_version(url: str, query: str = "") -> int | None:
+    """The version `/recommend/<known user>` answers from (its X-Headwater-Model-Version header)."""
+    answer = get(url, f"/recommend/u3{query}")
+    if answer is None or answer.status_code != 200:
+        return None
+    return int(answer.headers["X-Headwater-Model-Version"])
 
 
 def test_promote_then_rollback_move_what_serving_answers_from_and_history_lists_both(broker_config, tmp_path):
@@ -47,17 +51,30 @@ def test_promote_then_rollback_move_what_serving_answers_from_and_history_lists_
     try:
         wait_until(lambda: served_version(url) == first, "serving the first champion", process=server,
                    log_path=log_path)
+        missing = get(url, "/recommend/u3?version=999")
+        assert missing.status_code == 404 and missing.json()["loaded"] == [first]
         done = headwater("promote", "--conf", str(conf), "--version", str(failed))
         assert done.returncode == 0, done.stderr
+        started = time.monotonic()
         wait_until(lambda: served_version(url) == failed, "serving the promoted version", timeout=60,
                    process=server, log_path=log_path)
+        seconds = {"promote": time.monotonic() - started}
+        # the previous champion stays loaded: asked for by number it answers, as itself
+        assert served_version(url, f"?version={first}") == first
+        assert get(url, f"/recommend/u3?version={first}").json() != get(url, "/recommend/u3").json()
         done = headwater("rollback", "--conf", str(conf))
         assert done.returncode == 0, done.stderr
         assert f"back at version {first}" in done.stdout
+        started = time.monotonic()
         wait_until(lambda: served_version(url) == first, "serving the first champion again", timeout=60,
                    process=server, log_path=log_path)
+        seconds["rollback"] = time.monotonic() - started
+        print(f"seconds until /recommend answered from the moved version: {seconds}")
     finally:
         stop_group(server)
+    # the champion was loaded once at start: its own MODEL notice (the promotion it started after) loads nothing
+    loads = [line for line in log_path.read_text().splitlines() if "loaded registry version" in line]
+    assert len(loads) == 3, loads   # start, promote, rollback
     listed = headwater("history", "--conf", str(conf))
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
