@@ -242,9 +242,25 @@ class MLUpdate:
                 registered = registry.log_and_register(
                     self.config, Path(directory), self.config.app.resolve("pyfunc")(), tags,
                     aliases=[], run_id=run_id, signature=self.app.model_signature(model))
+        if best is not None:
+            self._log_drift_profile(model_split)
         mlflow.set_tags({"promoted": str(promoted).lower(), "reason": reason[:5000],
                          "registered_version": registered.version if registered else "none"})
         return UpdateResult(run_id, promoted, reason, candidates, best, registered, champion_version, champion_metrics)
+
+    def _log_drift_profile(self, split: SplitData) -> None:
+        """The version's reference profile, an artifact of its run (the run its model is logged in)."""
+        import mlflow
+
+        started = time.monotonic()
+        try:
+            profile = self.app.drift_profile(split)
+        except Exception:  # the model is good without it; the speed layer then raises no drift alarms
+            log.exception("building the drift profile failed; version registered without one")
+            return
+        if profile is not None:
+            mlflow.log_dict(profile, registry.DRIFT_PROFILE_ARTIFACT)
+            mlflow.log_metric("drift_profile_seconds", time.monotonic() - started)
 
     def _promote(self, result: UpdateResult, delta_version) -> UpdateResult:
         """Tag, move the alias, announce (see the module docstring); a failure leaves the old champion."""

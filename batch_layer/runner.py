@@ -84,9 +84,42 @@ def run_batch_forever(config: Config, stop: threading.Event | None = None,
     """Run generations until ``stop`` is set (or ``generations`` have run)."""
     stop = stop or threading.Event()
     interval = config.get("headwater.batch.generation-interval-sec")
+    drifted = threading.Event()
+    tail = watch_drift_alarms(config, drifted) if config.get("headwater.batch.trigger-on-drift") else None
+    try:
+        _generations(config, stop, drifted, interval, generations)
+    finally:
+        if tail is not None:
+            tail.stop()
+
+
+def watch_drift_alarms(config: Config, drifted: threading.Event):
+    """Tail ``<id>.update`` from its end; a BATCH record carrying a drift alarm sets ``drifted``."""
+    from headwater.kafka_admin import ensure_topics
+
+    ensure_topics(config.kafka, {config.update_topic: config.get("headwater.kafka.update-partitions")})
+    from headwater.messages import MessageType, decode_update
+    from headwater.topic_tail import TopicTail
+
+    def on_records(records) -> None:
+        for record in records:
+            message = decode_update(record.value)
+            if message is not None and message.type is MessageType.BATCH and (message.payload.drift or {}).get("alarm"):
+                log.info("drift alarm on version %s (window %s): the next generation starts now",
+                         message.payload.base_version, message.payload.drift.get("window"))
+                drifted.set()
+
+    return TopicTail(config.kafka, config.update_topic, on_records,
+                     start="latest", poll_timeout_ms=500,
+                     name="batch-drift-watch").start()
+
+
+def _generations(config: Config, stop: threading.Event, drifted: threading.Event, interval: float,
+                 generations: int | None) -> None:
     done = 0
     while not stop.is_set() and (generations is None or done < generations):
         started = time.monotonic()
+        drifted.clear()
         try:
             run_batch_once(config)
         except Exception:  # the next generation may well succeed; the champion keeps serving
@@ -94,5 +127,7 @@ def run_batch_forever(config: Config, stop: threading.Event | None = None,
         if config.get("headwater.maintenance.after-generation"):
             maintain_after_generation(config)
         done += 1
-        if generations is None or done < generations:
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+        deadline = started + interval
+        while (generations is None or done < generations) and not stop.is_set() and not drifted.is_set() \
+                and time.monotonic() < deadline:
+            stop.wait(min(1.0, max(0.0, deadline - time.monotonic())))

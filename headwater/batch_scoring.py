@@ -27,6 +27,7 @@ import pandas as pd
 
 from headwater import registry
 from headwater.config import Config
+from headwater.promotion import OperatorError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ ROW_ALIGNED_PARAMS = {"per_row": True, "with_distance": True}
 SAMPLE_ROWS = 50
 
 
-class ScoringError(Exception):
+class ScoringError(OperatorError):
     """A scoring job that cannot start (no such version or alias, unreadable input); nothing was written."""
 
 

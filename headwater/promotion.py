@@ -46,7 +46,11 @@ CAUSE_BATCH, CAUSE_OPERATOR, CAUSE_AUTO_ROLLBACK, CAUSE_AUTO_PROMOTE = (
     "batch gate", "operator", "automatic rollback", "automatic promotion")
 
 
-class PromotionError(Exception):
+class OperatorError(Exception):
+    """An operator's command that cannot be done as asked; nothing was changed (the CLI exits 2 with it)."""
+
+
+class PromotionError(OperatorError):
     """An alias move that cannot be made (unknown version, no previous champion); the registry is unchanged."""
 
 

@@ -197,6 +197,8 @@ class ModelManager:
             elif message.type is MessageType.BATCH:
                 batch = message.payload
                 self.metrics.add_prequential(batch.base_version, batch.events if batch.scores else 0, batch.scores)
+                if batch.drift:
+                    self.metrics.set_drift(batch.base_version, batch.drift)
             elif message.payload.alias == registry.CHAMPION:
                 self._apply(updates)
                 updates = []

@@ -1,5 +1,10 @@
 """Which loaded model version answers a request, and the header that says so.
 
+With ``headwater.serving.routing.challenger-percent`` > 0 and a challenger loaded, that share of the
+app's reads goes to the challenger, sticky by a hash of the user id in the path (ALS) or of the
+``X-Headwater-Key`` header (k-means, forests), else random: a key reaches the same version as long as
+the split stands.
+
 A read (GET) with ``?version=N`` is answered by version N when this replica holds it (the champion,
 the challenger or the previous champion: :mod:`serving_layer.loaded_versions`); an N it does not
 hold is a 404 in the JSON error shape that lists what it holds, a non-integer N a 400. Without
@@ -18,25 +23,55 @@ the routed model.
 """
 from __future__ import annotations
 
+import hashlib
+import random
+
 from flask import Flask, g, request
 
 from serving_layer.errors import ApiError
+from serving_layer.loaded_versions import CHALLENGER
 from serving_layer.model_manager import ModelManager
 from serving_layer.operations import Param
 
 HEADER = "X-Headwater-Model-Version"
+KEY_HEADER = "X-Headwater-Key"   # what makes a k-means or forest client sticky to one version of a split
+_BUCKETS = 10_000
+# Blueprints whose endpoints are the service's own, not the app's: no ?version, never split.
+UNROUTED = ("openapi", "console")
 VERSION = Param("version", {"type": "integer", "minimum": 1},
                 "answer from this model version when this replica holds it (the champion, the challenger or "
                 "the previous champion), else 404")
 
 
+def in_challenger_share(key: str, percent: float) -> bool:
+    """Whether ``key`` falls in the first ``percent`` % of the hash space: the same key, the same answer.
+
+    >>> sum(in_challenger_share(f"user-{n}", 10) for n in range(10_000))
+    961
+    """
+    bucket = int.from_bytes(hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=8).digest(), "big")
+    return bucket % _BUCKETS < percent * (_BUCKETS / 100)
+
+
+def split_key() -> str | None:
+    """What a request is sticky by: the user in its path, else the ``X-Headwater-Key`` header, else nothing."""
+    user = (request.view_args or {}).get("user")
+    return user if user is not None else request.headers.get(KEY_HEADER)
+
+
 def init_app(app: Flask, manager: ModelManager) -> None:
-    """Route reads by ``?version`` and name the answering version on every answer."""
+    """Route reads by ``?version`` (or the challenger split) and name the answering version on every answer."""
+    config = app.config["HEADWATER"]
+    percent = config.get("headwater.serving.routing.challenger-percent")
 
     @app.before_request
     def _route():
+        if request.method not in ("GET", "HEAD"):
+            return
         raw = request.args.get(VERSION.name)
-        if raw is None or request.method not in ("GET", "HEAD"):
+        if raw is None:
+            if percent > 0:
+                _split(manager, percent)
             return
         try:
             version = int(raw)
@@ -56,3 +91,16 @@ def init_app(app: Flask, manager: ModelManager) -> None:
         if version is not None:
             response.headers[HEADER] = str(version)
         return response
+
+
+def _split(manager: ModelManager, percent: float) -> None:
+    """Send the challenger share of reads to the challenger, when one is loaded (random without a key)."""
+    version = manager.versions.version_of(CHALLENGER)
+    if version is None or request.blueprint in UNROUTED:
+        return
+    key = split_key()
+    chosen = in_challenger_share(key, percent) if key is not None else random.random() * 100 < percent
+    if chosen:
+        model = manager.versions.get(version)
+        if model is not None:
+            g.headwater_model, g.headwater_version = model, version

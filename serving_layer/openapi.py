@@ -47,7 +47,7 @@ SPEC = "headwater.openapi"
 # a body over the size limit (413)
 COMMON_ERRORS = (413, 415, 503)
 # Blueprints whose reads do not take ?version: the service's own endpoints, the spec, the console.
-UNROUTED_BLUEPRINTS = ("service", "openapi", "console")
+UNROUTED_BLUEPRINTS = ("service", *model_router.UNROUTED)
 ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "additionalProperties": True,
                 "properties": {"error": {"type": "string", "description": "the HTTP status phrase"},
                                "message": {"type": "string", "description": "what is wrong, for people"}},

@@ -90,6 +90,20 @@ class ServingMetrics:
                                   "version (role: champion, previous, challenger)", ["version", "role"],
                                   registry=self.registry)
         self.loaded = Gauge("headwater_loaded_versions", "model versions held in memory", registry=self.registry)
+        self.drift_alarm = Gauge("headwater_drift_alarm", "1 when the last window of live input drifted from the "
+                                 "version's training profile (speed layer, calibrated per window)", ["version"],
+                                 registry=self.registry)
+        self.drift_score = Gauge("headwater_drift_score", "-log10 of a feature's Holm-adjusted drift p-value in the "
+                                 "last window", ["version", "feature"], registry=self.registry)
+        self.drift_p_value = Gauge("headwater_drift_p_value", "a feature's Holm-adjusted drift p-value in the last "
+                                   "window", ["version", "feature"], registry=self.registry)
+        self.drift_reports: dict[int, dict] = {}
+        self.shadow_requests = Counter("headwater_shadow_requests", "champion reads replayed on the challenger "
+                                       "(outcome: compared, dropped: the queue was full, failed)",
+                                       ["version", "outcome"], registry=self.registry)
+        self.shadow_measure = Gauge("headwater_shadow_measure", "running mean of the challenger-vs-champion "
+                                    "comparison (overlap_at_k, abs_difference, agreement)", ["version", "measure"],
+                                    registry=self.registry)   # version -> its last drift report (the console shows it)
         self.recent_updates = RecentCounts()
         self.updates_applied = 0
 
@@ -140,6 +154,14 @@ class ServingMetrics:
         for version, role, size in versions:
             self.model_memory.labels(str(version), role).set(size)
         self.loaded.set(len(versions))
+
+    def set_drift(self, version: int, report: dict) -> None:
+        """A speed-layer drift report (BATCH record) of one version's input window."""
+        self.drift_reports[version] = report
+        self.drift_alarm.labels(str(version)).set(int(bool(report.get("alarm"))))
+        for feature in report.get("features", []):
+            self.drift_score.labels(str(version), str(feature["name"])).set(float(feature["score"]))
+            self.drift_p_value.labels(str(version), str(feature["name"])).set(float(feature["p_adjusted"]))
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, method, str(status)).inc()

@@ -97,3 +97,36 @@ def test_the_notice_of_the_version_already_served_loads_nothing(make_config):
     assert manager._load_wanted.is_set()
     manager.on_records([types.SimpleNamespace(value=encode_model_notice(ModelNotice("m", 5, None, CHALLENGER)))])
     assert manager._challenger_wanted.is_set()
+
+
+def test_challenger_split_is_ten_percent_of_100000_keys_and_sticky(make_config):
+    from serving_layer.model_router import in_challenger_share
+
+    chosen = np.array([in_challenger_share(f"key-{n}", 10) for n in range(100_000)])
+    assert 0.095 <= chosen.mean() <= 0.105, chosen.mean()
+    manager, client = serving(make_config, versions=(2,), **{"serving.routing.challenger-percent": 10})
+    manager.versions.keep(7, CHALLENGER, ALSServingModel(factors(7), version=7))
+    answered = {}
+    for n in range(600):
+        user = f"u{n % 4}" if n < 8 else f"visitor-{n}"
+        version = client.get(f"/recommend/{user}").headers["X-Headwater-Model-Version"]
+        assert answered.setdefault(user, version) == version      # a key's version never changes
+        assert version == ("7" if in_challenger_share(user, 10) else "2")
+    keyed = {client.get("/item/allIDs", headers={"X-Headwater-Key": f"device-{n}"}).headers[
+        "X-Headwater-Model-Version"] for n in range(200)}
+    assert keyed == {"2", "7"}
+    # an explicit ?version wins over the split; without a challenger everything goes to the champion
+    assert client.get("/recommend/visitor-9?version=2").headers["X-Headwater-Model-Version"] == "2"
+    manager.versions.drop(7)
+    assert {client.get(f"/recommend/visitor-{n}").headers["X-Headwater-Model-Version"] for n in range(100)} == {"2"}
+
+
+def test_console_status_shows_versions_split_drift_and_decisions(make_config):
+    manager, client = serving(make_config, **{"serving.routing.challenger-percent": 10})
+    manager.metrics.set_drift(2, {"alarm": True, "rows": 1000, "worst": "strength",
+                                  "features": [{"name": "strength", "score": 9.0, "p_adjusted": 1e-9}]})
+    rollout = client.get("/console/status").get_json()["rollout"]
+    assert [(v["version"], v["role"]) for v in rollout["loaded"]] == [(1, "previous"), (2, "champion")]
+    assert all(v["memory_bytes"] > 0 for v in rollout["loaded"])
+    assert rollout["challenger_percent"] == 10 and rollout["drift"]["2"]["alarm"] is True
+    assert rollout["history"] == []     # fetched in the background (none recorded in this store)

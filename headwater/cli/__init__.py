@@ -16,6 +16,7 @@ from pathlib import Path
 from headwater.apps import available_apps
 from headwater.config import Config, ConfigError, load_config, overrides_from_environment
 from headwater.embedded import StackError
+from headwater.promotion import OperatorError
 
 log = logging.getLogger("headwater")
 
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args.app, args.conf, overrides)
         config = load_config(args.conf, overrides)
         return COMMANDS[args.command](config, args)
-    except (ConfigError, StackError) as exc:
+    except (ConfigError, StackError, OperatorError) as exc:
         print(f"headwater: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -187,11 +188,7 @@ def _serve(config: Config, args) -> int:
 def _promote(config: Config, args) -> int:
     from headwater import promotion
 
-    try:
-        promotion.move_alias(config, args.alias, args.version, promotion.CAUSE_OPERATOR, args.reason)
-    except promotion.PromotionError as exc:
-        print(f"headwater: {exc}", file=sys.stderr)
-        return 2
+    promotion.move_alias(config, args.alias, args.version, promotion.CAUSE_OPERATOR, args.reason)
     print(f"{args.alias} of {config.app_id} is now version {args.version}")
     return 0
 
@@ -199,11 +196,7 @@ def _promote(config: Config, args) -> int:
 def _rollback(config: Config, args) -> int:
     from headwater import promotion
 
-    try:
-        version = promotion.rollback(config, reason=args.reason)
-    except promotion.PromotionError as exc:
-        print(f"headwater: {exc}", file=sys.stderr)
-        return 2
+    version = promotion.rollback(config, reason=args.reason)
     print(f"champion of {config.app_id} is back at version {version}")
     return 0
 
@@ -223,13 +216,9 @@ def _history(config: Config, args) -> int:
 
 
 def _score(config: Config, args) -> int:
-    from headwater.batch_scoring import ScoringError, score
+    from headwater.batch_scoring import score
 
-    try:
-        result = score(config, args.input, args.output, args.version, args.alias, args.format, args.how_many)
-    except ScoringError as exc:
-        print(f"headwater: {exc}", file=sys.stderr)
-        return 2
+    result = score(config, args.input, args.output, args.version, args.alias, args.format, args.how_many)
     print(f"scored {result.rows} rows with version {result.version} into {result.output}")
     return 0
 
