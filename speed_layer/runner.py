@@ -242,7 +242,7 @@ class SpeedLayer:
                  champion.version, cutoff, now)
 
     def _load_challenger(self) -> None:
-        """The ``challenger`` alias's version, to be tested against the champion (``headwater.rollout.auto-promote``)."""
+        """The ``challenger`` alias's version, tested against the champion (``headwater.rollout.auto-promote``)."""
         try:
             found = registry.download_alias(self.config, registry.CHALLENGER)
             if found is not None:
