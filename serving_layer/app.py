@@ -19,12 +19,24 @@ from __future__ import annotations
 import logging
 import os
 import pkgutil
+import time
 from collections.abc import Callable
 
 from flask import Flask, jsonify
 
 from headwater.config import Config, ConfigError
-from serving_layer import auth, compression, console, errors, model_router, openapi, prometheus_metrics, server, shadow
+from serving_layer import (
+    auth,
+    compression,
+    console,
+    errors,
+    latency_guard,
+    model_router,
+    openapi,
+    prometheus_metrics,
+    server,
+    shadow,
+)
 from serving_layer.app_context import MODELS, RESCORER, SHADOW, models
 from serving_layer.model_manager import ModelManager
 from serving_layer.operations import Answer, operation, public
@@ -78,6 +90,8 @@ def create_app(config: Config, model_manager: ModelManager | None = None) -> Fla
     prometheus_metrics.init_app(app, manager.metrics)
     public(app.view_functions["metrics"])
     compression.init_app(app, config.get("headwater.serving.api.compress-min-bytes"))
+    if config.get("headwater.rollout.latency-guard.enabled"):
+        latency_guard.init_app(app, manager, config, time.perf_counter)
     if config.get("headwater.serving.routing.shadow"):  # after compression: it sees the plain answer
         app.extensions[SHADOW] = shadow.init_app(app, manager, config.get("headwater.serving.routing.shadow-queue"))
     app.add_url_rule("/ready", "ready", ready)
