@@ -77,10 +77,10 @@ class ServingMetrics:
                                   registry=self.registry)
         self._last_update_time: float | None = None
         self._last_update.set_function(self._age)
-        self.prequential = Gauge("headwater_prequential", "live evaluation of the served champion: each event "
+        self.prequential = Gauge("headwater_prequential", "live evaluation of each live version: each event "
                                  "scored before it was learned, by the live model (batch + speed) and by the "
                                  "champion alone (RMSE, accuracy, hit rate@10, mean distance, ...)",
-                                 ["model", "figure"], registry=self.registry)
+                                 ["version", "model", "figure"], registry=self.registry)
         self.prequential_events = Gauge("headwater_prequential_events", "events in the live evaluation",
                                         registry=self.registry)
         self._prequential_base: int | None = None
@@ -145,8 +145,11 @@ class ServingMetrics:
     def _publish_prequential(self) -> None:
         self.prequential_events.set(self._prequential_events)
         for model, figures in self.prequential_figures().items():
+            # "live v<N>": the live model of a version under test beside the champion (speed_layer.rollout)
+            kind, _, other = model.partition(" v")
+            version = other if other.isdigit() else str(self._prequential_base)
             for name, value in figures.items():
-                self.prequential.labels(model, name).set(value)
+                self.prequential.labels(version, kind, name).set(value)
 
     def set_loaded(self, versions: list[tuple[int | None, str, int]]) -> None:
         """(version, role, bytes) of every model in memory."""

@@ -68,10 +68,13 @@ class Rollout:
         """The version ``champion`` moves to when the test decides (the previous one, or the challenger)."""
         return self.own_version
 
-    def observe(self, parsed: Any, champion_live: Any) -> str | None:
-        """Score the batch with both versions, then fold it into the kept one; the decision when reached."""
+    def observe(self, parsed: Any, champion_live: Any, champion_scores: dict | None = None) -> str | None:
+        """Score the batch with both versions (``champion_scores``: the champion's, when already computed),
+        then fold it into the kept one; the decision when reached. ``last_scores``: the kept one's losses."""
+        self.last_scores = self.own.score_many(parsed)
         if self.test.decision is None:
-            champion_scores, own_scores = champion_live.score_many(parsed), self.own.score_many(parsed)
+            champion_scores = champion_live.score_many(parsed) if champion_scores is None else champion_scores
+            own_scores = self.last_scores
             new, old = (champion_scores, own_scores) if self.mode == "rollback" else (own_scores, champion_scores)
             loss = loss_to_compare(new, old)
             if loss is not None:
@@ -95,6 +98,7 @@ class RolloutGuard:
         self.current: Rollout | None = None     # the rollback test of the newest champion
         self.challenge: Rollout | None = None   # the promotion test of the challenger (auto-promote)
         self.decided: list[Rollout] = []
+        self.scores: dict[str, dict] = {}       # the last micro-batch's losses of each version under test
 
     def start_challenge(self, state, challenger: Any, version: int) -> None:
         """Test a newly loaded ``challenger`` against the champion (``headwater.rollout.auto-promote``)."""
@@ -112,16 +116,18 @@ class RolloutGuard:
             return
         self.current = Rollout.from_config(self.config, "rollback", state.live, state.base_version, new_version)
 
-    def observe(self, state, parsed: Any) -> list[str]:
+    def observe(self, state, parsed: Any, champion_scores: dict | None = None) -> list[str]:
         """One micro-batch into the running tests (under the state lock, before the champion learns it);
-        the decisions reached."""
+        the decisions reached. ``scores``: each tested version's per-event losses, ``{"live v<N>": ...}``."""
         decisions = []
+        self.scores = {}
         for slot in ("current", "challenge"):
             rollout = getattr(self, slot)
             if rollout is None or rollout.own_version == state.base_version or rollout.other_version != \
                     state.base_version:   # a test of another champion than the one now live
                 continue
-            decision = rollout.observe(parsed, state.live)
+            decision = rollout.observe(parsed, state.live, champion_scores)
+            self.scores[f"live v{rollout.own_version}"] = rollout.last_scores
             if decision is None:
                 continue
             setattr(self, slot, None)

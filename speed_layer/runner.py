@@ -335,10 +335,13 @@ class SpeedLayer:
         """Parse, (score,) learn and (publish) under the lock, so no rebase or snapshot slips in between."""
         parsed = self.input_format.parse([line or "" for line in lines])
         with self.state.lock:
-            scores = (prequential.summarize(self.state.score(parsed.table))
+            scored = (self.state.score(parsed.table)
                       if score and parsed.table.num_rows and hasattr(self.state.live, "score_many") else {})
             if score and parsed.table.num_rows:
-                self.rollout.observe(self.state, parsed.table)
+                # the versions under test score the same events: their live metric goes out beside the champion's
+                self.rollout.observe(self.state, parsed.table, scored.get("live"))
+                scored.update(self.rollout.scores if scored else {})
+            scores = prequential.summarize(scored) if scored else {}
             payloads = self.state.learn(parsed.table, ends)
             if not publish:
                 return 0, parsed

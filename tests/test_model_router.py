@@ -130,3 +130,17 @@ def test_console_status_shows_versions_split_drift_and_decisions(make_config):
     assert all(v["memory_bytes"] > 0 for v in rollout["loaded"])
     assert rollout["challenger_percent"] == 10 and rollout["drift"]["2"]["alarm"] is True
     assert rollout["history"] == []     # fetched in the background (none recorded in this store)
+
+
+def test_the_live_metric_of_each_version_under_test_has_its_version_label():
+    from serving_layer.prometheus_metrics import ServingMetrics
+
+    metrics = ServingMetrics()
+    metrics.reset_prequential(2)
+    metrics.add_prequential(2, 100, {"live": {"squared_error": [25.0, 100.0]},
+                                     "champion": {"squared_error": [36.0, 100.0]},
+                                     "live v1": {"squared_error": [16.0, 100.0]}})
+    text = metrics.render().decode()
+    assert 'headwater_prequential{figure="rmse",model="live",version="2"} 0.5' in text
+    assert 'headwater_prequential{figure="rmse",model="live",version="1"} 0.4' in text
+    assert 'headwater_prequential{figure="rmse",model="champion",version="2"} 0.6' in text

@@ -12,7 +12,9 @@ from headwater.apps.als.factors import ALSFactors, ALSSettings
 from headwater.apps.als.pyfunc import ALSPyfuncModel
 from headwater.kafka_admin import ensure_topics
 from headwater.kafka_producer import LineProducer
+from headwater.messages import MessageType
 from speed_layer.runner import SpeedLayer
+from tests.integration.test_batch_als import read_notices
 from tests.integration.test_speed_layer import TIMEOUT, wait_for
 
 USERS, ITEMS, FEATURES = 200, 300, 4
@@ -71,6 +73,10 @@ def test_a_bad_version_forced_by_the_operator_is_rolled_back_within_2000_events(
     assert metrics["decided_at_event"] <= EVENTS and metrics["mean_loss_new"] > metrics["mean_loss_old"]
     assert metrics["e_value"] >= metrics["threshold_e_value"] == 100.0
     assert "sequential_test.json" in [a.path for a in mlflow_client.list_artifacts(run.info.run_id)]
+    # while the bad version was champion, each BATCH record carried the good one's live metric beside it
+    batches = [m.payload for m in read_notices(bootstrap, config.update_topic)
+               if m is not None and m.type is MessageType.BATCH and m.payload.base_version == bad]
+    assert batches and all(f"live v{good}" in b.scores for b in batches if b.scores)
     moves = promotion.history(config)
     assert [(m["version"], m["decision"], m["cause"]) for m in moves] == [
         (str(good), "promote", "batch gate"), (str(bad), "promote", "operator"),
