@@ -27,7 +27,7 @@ def replay(new, old, batch=BATCH, **kw):
 
 # --- the statistic -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n,mu", [(2, 0.0), (3, 0.8), (5, -0.5), (8, 0.3)])
+@pytest.mark.parametrize("n,mu", [(3, 0.8), (8, 0.3)])
 def test_closed_form_matches_the_mixture_integral(n, mu):
     """E_n equals the half-normal x right-Haar mixture of Gaussian likelihood ratios, by quadrature."""
     x = np.random.default_rng(n).normal(mu, 1.7, n)
