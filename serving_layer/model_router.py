@@ -17,7 +17,7 @@ the routed model.
 >>> from serving_layer.app import create_app
 >>> from serving_layer.model_manager import ModelManager
 >>> app = create_app(load_config(overrides=["headwater.id=doc", "headwater.app=als"]), ModelManager())
->>> answer = app.test_client().get("/ready?version=3")
+>>> answer = app.test_client().get("/item/allIDs?version=3")
 >>> answer.status_code, answer.get_json()["message"]
 (404, 'model version 3 is not loaded here (loaded: none)')
 """
@@ -66,8 +66,8 @@ def init_app(app: Flask, manager: ModelManager) -> None:
 
     @app.before_request
     def _route():
-        if request.method not in ("GET", "HEAD"):
-            return
+        if request.method not in ("GET", "HEAD") or request.blueprint in (None, *UNROUTED):
+            return   # writes, and the service's own endpoints (/ready, /metrics, the spec, the console)
         raw = request.args.get(VERSION.name)
         if raw is None:
             if percent > 0:
@@ -96,7 +96,7 @@ def init_app(app: Flask, manager: ModelManager) -> None:
 def _split(manager: ModelManager, percent: float) -> None:
     """Send the challenger share of reads to the challenger, when one is loaded (random without a key)."""
     version = manager.versions.version_of(CHALLENGER)
-    if version is None or request.blueprint in UNROUTED:
+    if version is None:
         return
     key = split_key()
     chosen = in_challenger_share(key, percent) if key is not None else random.random() * 100 < percent

@@ -57,6 +57,7 @@ def test_unknown_version_is_404_json_and_every_answer_names_a_version(make_confi
     assert bad.status_code == 400 and bad.is_json
     for path in ("/recommend/nobody", "/metrics", "/ready", "/item/allIDs?version=1"):
         assert client.get(path).headers.get("X-Headwater-Model-Version") in ("1", "2"), path
+    assert client.get("/ready?version=999").status_code == 200      # the service's own endpoints take no version
     assert client.get("/item/allIDs?version=1").headers["X-Headwater-Model-Version"] == "1"
 
 
