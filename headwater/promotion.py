@@ -4,7 +4,8 @@ A move to version ``N`` is three steps in this order: tag ``N`` with the update 
 (``update_offset``: UPs before it were computed on other versions, or on ``N`` before the speed layer
 re-folded its data, so a layer loading ``N`` starts there), move the alias, publish the MODEL notice on
 ``<id>.update`` (serving and speed reload on it). A layer that (re)starts between two steps finds a
-consistent registry; if the notice cannot be sent the alias is put back and the error raised.
+consistent registry; if the notice cannot be sent the alias is put back, the move's record deleted and
+the error raised. The record is written before the notice, so a layer reacting to the notice finds it.
 
 Every move is recorded as an MLflow run of the app's experiment, tagged with the alias, the versions
 before and after, the cause (``batch gate``, ``operator``, ``automatic rollback``, ...) and the reason;
@@ -88,13 +89,16 @@ def move_alias(config: Config, alias: str, version: int, cause: str, reason: str
     previous = registry.get_alias_version(config, alias)
     tag_update_offset(config, version)
     registry.set_alias(config, alias, version)
+    # recorded before the notice: a layer that reacts to the notice finds the move (and its decision) in the history
+    run_id = record_move(config, alias, version, previous, decision, cause, reason, params, metrics, artifacts)
     delta = model_version.tags.get(registry.TAG_DELTA_VERSION, "")
     try:
         publish_model_notice(config, ModelNotice(name, version, int(delta) if delta.isdigit() else None, alias))
     except Exception:
         _restore(config, alias, previous)
+        mlflow_client.delete_run(run_id)   # the move did not happen
         raise
-    return record_move(config, alias, version, previous, decision, cause, reason, params, metrics, artifacts)
+    return run_id
 
 
 def record_move(config: Config, alias: str, version: int, previous: int | None, decision: str, cause: str,
