@@ -339,13 +339,13 @@ class SpeedLayer:
                       if score and parsed.table.num_rows and hasattr(self.state.live, "score_many") else {})
             if score and parsed.table.num_rows:
                 # the versions under test score the same events: their live metric goes out beside the champion's
-                self.rollout.observe(self.state, parsed.table, scored.get("live"))
+                self._guarded("rollout test", self.rollout.observe, self.state, parsed.table, scored.get("live"))
                 scored.update(self.rollout.scores if scored else {})
             scores = prequential.summarize(scored) if scored else {}
             payloads = self.state.learn(parsed.table, ends)
             if not publish:
                 return 0, parsed
-            drift = self.drift.add(parsed.table, self.state.live) if score else None
+            drift = self._guarded("drift check", self.drift.add, parsed.table, self.state.live) if score else None
             record = BatchRecord(self.state.base_version, dict(self.state.covered), parsed.table.num_rows, scores,
                                  drift=drift)
             next_offset = self._publisher.publish(payloads, record)
@@ -353,6 +353,15 @@ class SpeedLayer:
                 self.state.published(next_offset)
             self.evaluation.add(record.base_version, record.events if scores else 0, scores)
         return len(payloads), parsed
+
+    @staticmethod
+    def _guarded(what: str, action, *args):
+        """Run a watcher of the micro-batch (rollout test, drift check); its failure never stops the fold."""
+        try:
+            return action(*args)
+        except Exception:
+            log.exception("speed layer: the %s failed on this micro-batch; the batch is folded all the same", what)
+            return None
 
     # --- snapshots and live evaluation -----------------------------------------------------------
 

@@ -12,7 +12,7 @@ from headwater.config import load_config
 from speed_layer.als import ALSSpeedModel
 from speed_layer.rollout import Rollout
 
-USERS, ITEMS = 300, 400
+USERS, ITEMS = 1000, 1000
 
 
 def factors(seed: int, scale: float) -> ALSFactors:

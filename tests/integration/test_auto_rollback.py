@@ -17,7 +17,7 @@ from speed_layer.runner import SpeedLayer
 from tests.integration.test_batch_als import read_notices
 from tests.integration.test_speed_layer import TIMEOUT, wait_for
 
-USERS, ITEMS, FEATURES = 200, 300, 4
+USERS, ITEMS, FEATURES = 1000, 1000, 4
 EVENTS = 2_000
 
 
