@@ -167,6 +167,14 @@ class ALSUpdate(BatchApp):
 
         return signature()
 
+    def drift_profile(self, split: ALSSplit) -> dict[str, Any]:
+        """New-user and new-item rates and the event strengths, of the events before and after the time split."""
+        from headwater.apps.als.drift import als_profile_from_spark
+
+        fraction = self.config.get("headwater.ml.eval.test-fraction")
+        train_events, test_events = aggregation.time_split(split.data, fraction)
+        return als_profile_from_spark(train_events.where("strength IS NOT NULL"), test_events)
+
     def describe(self, model: ALSFactors) -> dict[str, Any]:
         return {"users": len(model.user_ids), "items": len(model.item_ids), "features": model.features,
                 "implicit": model.implicit}

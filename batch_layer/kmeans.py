@@ -119,6 +119,11 @@ class KMeansUpdate(BatchApp):
 
         return signature(self.features)
 
+    def drift_profile(self, split: KMeansSplit) -> dict[str, Any]:
+        from headwater.drift_profile import profile_from_spark
+
+        return profile_from_spark(split.train, self.features)
+
     def describe(self, model: KMeansClusters) -> dict[str, Any]:
         return {"k": model.k, "features": len(model.features)}
 

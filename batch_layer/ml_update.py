@@ -11,8 +11,9 @@ score *on the same test split* by more than ``headwater.ml.eval.max-regression``
 of scores), or when the current champion cannot be evaluated (then nothing shows the candidate is not
 worse). Either way the parent run records ``promoted`` and ``reason``, the baseline's metrics
 (``baseline_*``) beside the candidates', and the best candidate is registered (tags ``layer=batch``,
-``delta_version``, row counts) so it can be inspected or promoted by hand; only a promoted version gets
-the ``champion`` alias and a MODEL notice on the update topic.
+``delta_version``, row counts, ``headwater.gate`` = ``passed`` or ``failed``) so it can be inspected or
+forced with ``headwater promote``; only a promoted version gets the ``champion`` alias, a MODEL notice on
+the update topic and a line in the alias history (:mod:`headwater.promotion`, cause ``batch gate``).
 
 Refit (``headwater.ml.eval.refit``, on by default): the chosen hyperparameters are trained once more on
 all of the version's data (``BatchApp.all_training_data``) and that model is registered, so the newest
@@ -49,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from headwater import registry
+from headwater import promotion, registry
 from headwater.api import BatchApp, SplitData
 from headwater.config import Config
 from headwater.messages import ModelNotice
@@ -234,15 +235,32 @@ class MLUpdate:
             model, model_split = self._refit(best, split)
             tags = {registry.TAG_LAYER: "batch", registry.TAG_DELTA_VERSION: delta_version,
                     "candidate_run_id": best.run_id, "score": best.score,
-                    TAG_REFIT: str(model_split is not split).lower(), **version_tags, **self.app.describe(model)}
+                    TAG_REFIT: str(model_split is not split).lower(), **version_tags, **self.app.describe(model),
+                    promotion.TAG_GATE: "passed" if promoted else "failed"}
             with tempfile.TemporaryDirectory(prefix="headwater-model-") as directory:
                 self.app.save_model(model, model_split, Path(directory))
                 registered = registry.log_and_register(
                     self.config, Path(directory), self.config.app.resolve("pyfunc")(), tags,
                     aliases=[], run_id=run_id, signature=self.app.model_signature(model))
+        if best is not None:
+            self._log_drift_profile(model_split)
         mlflow.set_tags({"promoted": str(promoted).lower(), "reason": reason[:5000],
                          "registered_version": registered.version if registered else "none"})
         return UpdateResult(run_id, promoted, reason, candidates, best, registered, champion_version, champion_metrics)
+
+    def _log_drift_profile(self, split: SplitData) -> None:
+        """The version's reference profile, an artifact of its run (the run its model is logged in)."""
+        import mlflow
+
+        started = time.monotonic()
+        try:
+            profile = self.app.drift_profile(split)
+        except Exception:  # the model is good without it; the speed layer then raises no drift alarms
+            log.exception("building the drift profile failed; version registered without one")
+            return
+        if profile is not None:
+            mlflow.log_dict(profile, registry.DRIFT_PROFILE_ARTIFACT)
+            mlflow.log_metric("drift_profile_seconds", time.monotonic() - started)
 
     def _promote(self, result: UpdateResult, delta_version) -> UpdateResult:
         """Tag, move the alias, announce (see the module docstring); a failure leaves the old champion."""
@@ -265,6 +283,11 @@ class MLUpdate:
             registry.client(self.config).set_tag(result.run_id, "promoted", "false")
             registry.client(self.config).set_tag(result.run_id, "reason", reason[:5000])
             return dataclasses.replace(result, promoted=False, reason=reason)
+        try:
+            promotion.record_move(self.config, registry.CHAMPION, version, previous, "promote", promotion.CAUSE_BATCH,
+                                  result.reason)
+        except Exception:  # the promotion stands; only its line in `headwater history` is missing
+            log.exception("recording the promotion of version %s in the alias history failed", version)
         return result
 
     def _restore_champion(self, previous: int | None) -> None:

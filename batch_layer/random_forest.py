@@ -135,6 +135,13 @@ class RandomForestUpdate(BatchApp):
 
         return signature(model.encoding)
 
+    def drift_profile(self, split: ForestSplit) -> dict[str, Any]:
+        from headwater.drift_profile import profile_from_spark
+
+        predictors = self.schema.predictors
+        return profile_from_spark(split.train, [f for f in predictors if self.schema.is_numeric(f)],
+                                  [f for f in predictors if not self.schema.is_numeric(f)])
+
     def describe(self, model: ForestModel) -> dict[str, Any]:
         importances = sorted(model.importances.items(), key=lambda item: -item[1])
         return {"task": model.task, "trees": model.forest.num_trees, "nodes": len(model.forest.feature),

@@ -18,34 +18,10 @@ from collections.abc import Callable
 
 from batch_layer.ml_update import MLUpdate, UpdateResult
 from headwater.config import Config
-from headwater.messages import ModelNotice, encode_model_notice
+from headwater.messages import ModelNotice
+from headwater.promotion import publish_model_notice, tag_update_offset
 
 log = logging.getLogger(__name__)
-
-
-def tag_update_offset(config: Config, version: int) -> None:
-    """Tag a version about to become champion with the update topic's current end (``update_offset``).
-
-    UP messages before it were computed on older models, so the serving and speed layers start the new
-    champion there instead of replaying the whole topic onto it. Done before the alias moves: a layer
-    that loads the new champion always finds the tag.
-    """
-    from headwater.kafka_admin import ensure_topics, true_end_offsets
-    from headwater.registry import TAG_UPDATE_OFFSET, offsets_tag, set_version_tag
-
-    bootstrap = config.kafka
-    ensure_topics(bootstrap, {config.update_topic: config.get("headwater.kafka.update-partitions")})
-    set_version_tag(config, version, TAG_UPDATE_OFFSET, offsets_tag(true_end_offsets(bootstrap, config.update_topic)))
-
-
-def publish_model_notice(config: Config, notice: ModelNotice) -> None:
-    """Send a MODEL notice on ``<id>.update`` and wait until the broker acknowledged it (or raise)."""
-    from headwater.kafka_producer import LineProducer
-
-    with LineProducer(config.kafka) as producer:
-        producer.send_bytes(config.update_topic, encode_model_notice(notice)).get(timeout=30)
-    log.info("published MODEL notice for %s version %s on %s", notice.model_name, notice.version,
-             config.update_topic)
 
 
 def run_batch_once(config: Config, publish: Callable[[ModelNotice], None] | None = None) -> UpdateResult | None:
@@ -108,9 +84,42 @@ def run_batch_forever(config: Config, stop: threading.Event | None = None,
     """Run generations until ``stop`` is set (or ``generations`` have run)."""
     stop = stop or threading.Event()
     interval = config.get("headwater.batch.generation-interval-sec")
+    drifted = threading.Event()
+    tail = watch_drift_alarms(config, drifted) if config.get("headwater.batch.trigger-on-drift") else None
+    try:
+        _generations(config, stop, drifted, interval, generations)
+    finally:
+        if tail is not None:
+            tail.stop()
+
+
+def watch_drift_alarms(config: Config, drifted: threading.Event):
+    """Tail ``<id>.update`` from its end; a BATCH record carrying a drift alarm sets ``drifted``."""
+    from headwater.kafka_admin import ensure_topics
+
+    ensure_topics(config.kafka, {config.update_topic: config.get("headwater.kafka.update-partitions")})
+    from headwater.messages import MessageType, decode_update
+    from headwater.topic_tail import TopicTail
+
+    def on_records(records) -> None:
+        for record in records:
+            message = decode_update(record.value)
+            if message is not None and message.type is MessageType.BATCH and (message.payload.drift or {}).get("alarm"):
+                log.info("drift alarm on version %s (window %s): the next generation starts now",
+                         message.payload.base_version, message.payload.drift.get("window"))
+                drifted.set()
+
+    return TopicTail(config.kafka, config.update_topic, on_records,
+                     start="latest", poll_timeout_ms=500,
+                     name="batch-drift-watch").start()
+
+
+def _generations(config: Config, stop: threading.Event, drifted: threading.Event, interval: float,
+                 generations: int | None) -> None:
     done = 0
     while not stop.is_set() and (generations is None or done < generations):
         started = time.monotonic()
+        drifted.clear()
         try:
             run_batch_once(config)
         except Exception:  # the next generation may well succeed; the champion keeps serving
@@ -118,5 +127,7 @@ def run_batch_forever(config: Config, stop: threading.Event | None = None,
         if config.get("headwater.maintenance.after-generation"):
             maintain_after_generation(config)
         done += 1
-        if generations is None or done < generations:
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+        deadline = started + interval
+        while (generations is None or done < generations) and not stop.is_set() and not drifted.is_set() \
+                and time.monotonic() < deadline:
+            stop.wait(min(1.0, max(0.0, deadline - time.monotonic())))

@@ -176,6 +176,11 @@ class BatchApp(ABC):
         """Extra version tags (sizes and the like)."""
         return {}
 
+    def drift_profile(self, split: SplitData) -> dict[str, Any] | None:
+        """The reference profile of what the model was trained on (:mod:`headwater.drift_profile`), stored
+        with the version; the speed layer raises drift alarms on live windows against it. None: no alarms."""
+        return None
+
 
 class SpeedModel(Protocol):
     """The speed layer's model (Oryx's SpeedModelManager, vectorised): learns micro-batches, emits UPs."""

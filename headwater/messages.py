@@ -62,6 +62,7 @@ class BatchRecord:
     events: int
     scores: dict[str, dict[str, list[float]]]
     produced_at_ms: int = 0
+    drift: dict | None = None   # the drift report of the input window this batch closed (speed_layer.drift_watch)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ def encode_batch(record: BatchRecord) -> bytes:
             "input_offsets": {str(p): int(o) for p, o in sorted(record.input_offsets.items())},
             "events": int(record.events), "scores": record.scores,
             "produced_at_ms": record.produced_at_ms or int(time.time() * 1000)}
+    if record.drift is not None:
+        body["drift"] = record.drift
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -108,7 +111,8 @@ def decode_update(raw: bytes | str | None) -> UpdateMessage | None:
             return UpdateMessage(kind, body["payload"], None if base is None else int(base))
         if kind is MessageType.BATCH:
             record = BatchRecord(int(body["base"]), {int(p): int(o) for p, o in body["input_offsets"].items()},
-                                 int(body["events"]), _scores(body["scores"]), int(body.get("produced_at_ms", 0)))
+                                 int(body["events"]), _scores(body["scores"]), int(body.get("produced_at_ms", 0)),
+                                 body.get("drift") if isinstance(body.get("drift"), dict) else None)
             return UpdateMessage(kind, record, record.base_version)
         notice = ModelNotice(
             model_name=str(body["model_name"]),

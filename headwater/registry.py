@@ -45,6 +45,8 @@ TAG_INPUT_OFFSETS = "input_offsets"  # where a version's data ends in <id>.input
 #                                      speed snapshot: the events folded into it)
 TAG_PREQUENTIAL = "headwater.prequential"  # on a speed snapshot: the live-evaluation totals it includes
 TAG_LIVE_EVALUATION = "headwater.live_evaluation"  # on the run of a champion's live metrics: its version
+# A batch version's reference profile for the drift alarms (headwater.drift_profile), in its run.
+DRIFT_PROFILE_ARTIFACT = "drift_profile.json"
 # Listing requirements explicitly keeps MLflow from inferring them by importing the model in a
 # subprocess and asking pip: measured 0.04 s per log_model instead of 2 s.
 PIP_REQUIREMENTS = ("mlflow", "numpy", "pandas", "pyarrow")
@@ -251,6 +253,20 @@ def _install(source: Path, path: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         if not path.exists():
             raise
+
+
+def run_json(config: Config, run_id: str | None, name: str) -> dict | None:
+    """A JSON artifact of a run (e.g. a version's drift profile), or None when the run has none."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return None
+    client(config)
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
+    except (MlflowException, OSError):
+        return None
 
 
 def live_evaluation_run(config: Config, base_version: int) -> str:

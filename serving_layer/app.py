@@ -1,6 +1,7 @@
 """The serving layer's Flask app factory (``headwater serve --conf FILE`` runs it, :mod:`serving_layer.server`).
 
-``create_app`` registers the error handler, the roles (:mod:`serving_layer.auth`), compression,
+``create_app`` registers the error handler, the roles (:mod:`serving_layer.auth`), the version router
+(:mod:`serving_layer.model_router`), compression,
 ``/ready``, ``/metrics``, the OpenAPI document and docs page, the console page at ``/`` and the
 configured app's blueprint, mounts it all under the context path, and starts the model manager
 (registry load + update-topic tail) only when it built the manager itself: importing a module
@@ -18,13 +19,25 @@ from __future__ import annotations
 import logging
 import os
 import pkgutil
+import time
 from collections.abc import Callable
 
 from flask import Flask, jsonify
 
 from headwater.config import Config, ConfigError
-from serving_layer import auth, compression, console, errors, openapi, prometheus_metrics, server
-from serving_layer.app_context import MODELS, RESCORER, models
+from serving_layer import (
+    auth,
+    compression,
+    console,
+    errors,
+    latency_guard,
+    model_router,
+    openapi,
+    prometheus_metrics,
+    server,
+    shadow,
+)
+from serving_layer.app_context import MODELS, RESCORER, SHADOW, models
 from serving_layer.model_manager import ModelManager
 from serving_layer.operations import Answer, operation, public
 
@@ -73,9 +86,14 @@ def create_app(config: Config, model_manager: ModelManager | None = None) -> Fla
     app.extensions[RESCORER] = load_rescorer(config)
     errors.init_app(app)
     auth.init_app(app, config)
+    model_router.init_app(app, manager)
     prometheus_metrics.init_app(app, manager.metrics)
     public(app.view_functions["metrics"])
     compression.init_app(app, config.get("headwater.serving.api.compress-min-bytes"))
+    if config.get("headwater.rollout.latency-guard.enabled"):
+        latency_guard.init_app(app, manager, config, time.perf_counter)
+    if config.get("headwater.serving.routing.shadow"):  # after compression: it sees the plain answer
+        app.extensions[SHADOW] = shadow.init_app(app, manager, config.get("headwater.serving.routing.shadow-queue"))
     app.add_url_rule("/ready", "ready", ready)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(console.bp)

@@ -17,6 +17,7 @@ from serving_layer.model_manager import ModelManager
 log = logging.getLogger(__name__)
 
 MODELS, PRODUCER, RESCORER = "headwater.models", "headwater.producer", "headwater.rescorer"
+SHADOW = "headwater.shadow"
 INPUT_FORMAT = "headwater.input_format"
 
 _producer_lock = threading.Lock()

@@ -11,7 +11,9 @@ events-table version it was trained on, its layer and base), the evaluation metr
 that made it, the seconds since the last update was applied, the updates per 10 s over the last
 5 minutes, and the live prequential evaluation of the served champion once the speed layer has
 published one (its BATCH records on the update topic: each event scored before it was learned, by
-the live model and by the champion alone; ``ServingMetrics.prequential_figures``). Registry facts
+the live model and by the champion alone; ``ServingMetrics.prequential_figures``), and the rollout:
+the loaded versions with their roles and memory, the challenger split and the shadow's comparisons,
+the last drift report of each version, and the last alias moves (``headwater history``). Registry facts
 are fetched in the background once per version, so a slow or unreachable MLflow never slows the
 page down.
 """
@@ -48,7 +50,8 @@ STATUS_SCHEMA = {"type": "object", "required": ["app", "id", "ready", "model", "
                      "freshness_sec": {"type": "number", "nullable": True},
                      "updates_applied": {"type": "integer"},
                      "update_rate": {"type": "object"},
-                     "prequential": {"type": "object", "nullable": True}}}
+                     "prequential": {"type": "object", "nullable": True},
+                     "rollout": {"type": "object"}}}
 
 
 @operation("What the console shows: model version and aliases, data version, freshness, metrics, update rate.",
@@ -70,7 +73,51 @@ def status():
         "update_rate": {"bucket_sec": recent.bucket_sec,
                         "series": [[start, count] for start, count in recent.series()]},
         "prequential": _prequential(metrics),
+        "rollout": _rollout(manager, config),
     })
+
+
+def _rollout(manager, config) -> dict:
+    """Loaded versions (role, memory), the split, the shadow's comparisons, drift per version, alias history."""
+    memory = {labels["version"]: value for labels, value in _samples(metrics_gauge(manager.metrics.model_memory))}
+    shadow = {f"{labels['version']} {labels['measure']}": value
+              for labels, value in _samples(metrics_gauge(manager.metrics.shadow_measure))}
+    return {"loaded": [{"version": v, "role": role, "memory_bytes": memory.get(str(v))}
+                       for v, role in sorted(manager.loaded_versions().items())],
+            "challenger_percent": config.get("headwater.serving.routing.challenger-percent"),
+            "shadow": config.get("headwater.serving.routing.shadow"), "shadow_measures": shadow,
+            "drift": {str(v): r for v, r in manager.metrics.drift_reports.items()},
+            "history": _history(config)}
+
+
+def metrics_gauge(gauge):
+    return gauge.collect()[0].samples
+
+
+def _samples(samples) -> list[tuple[dict, float]]:
+    return [(sample.labels, sample.value) for sample in samples]
+
+
+HISTORY = "headwater.console.history"
+HISTORY_TTL_SEC = 10.0
+
+
+def _history(config) -> list[dict]:
+    """The last alias moves (refreshed in the background at most every 10 s: MLflow never slows the page)."""
+    cache = current_app.extensions.setdefault(HISTORY, {"moves": [], "at": 0.0})
+    if time.monotonic() - cache["at"] > HISTORY_TTL_SEC:
+        cache["at"] = time.monotonic()
+        threading.Thread(target=_fetch_history, args=(config, cache), daemon=True, name="console-history").start()
+    return cache["moves"]
+
+
+def _fetch_history(config, cache: dict) -> None:
+    from headwater import promotion
+
+    try:
+        cache["moves"] = promotion.history(config)[-20:]
+    except Exception as exc:  # shown as no history; the model is served either way
+        log.info("console: alias history unavailable: %s", exc)
 
 
 def _prequential(metrics) -> dict | None:

@@ -19,6 +19,12 @@ loader thread for a load.
 - A model class with ``retain_recent(previous)`` keeps, in a new champion, what the served model learned
   from UPs and the new one lacks (ALS: users learned after the new champion's cut-off), until the
   speed layer's UPs on the new champion replace it: such a user does not answer 404 in between.
+- Versions besides the champion (:mod:`serving_layer.loaded_versions`): the champion a new one replaces
+  stays loaded as the previous one, and a ``challenger`` MODEL notice loads that alias; each gets the UPs
+  of its own base only. :meth:`ModelManager.require_model` answers with the version a request was routed
+  to (:mod:`serving_layer.model_router`), else the champion.
+- A champion notice for the version already served (the notice of the very promotion whose
+  ``update_offset`` the replica started from) loads nothing: the champion is loaded once at start.
 - Loads retry with back-off while the registry is unreachable or a download fails, so ``/ready``
   recovers by itself once MLflow is back. Whatever a record or a load raises, the served model and
   the manager's state stay as they were.
@@ -48,6 +54,7 @@ from headwater import prequential, registry
 from headwater.config import Config
 from headwater.messages import MessageType, decode_update
 from serving_layer.errors import ApiError
+from serving_layer.loaded_versions import CHALLENGER, PREVIOUS, LoadedVersions, approximate_bytes
 from serving_layer.prometheus_metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
@@ -88,6 +95,9 @@ class ModelManager:
         self._stopped = threading.Event()
         self._loader: threading.Thread | None = None
         self._tail = None
+        max_loaded = config.get("headwater.serving.max-loaded-versions") if config is not None else 3
+        self.versions = LoadedVersions(max_loaded)
+        self._challenger_wanted = threading.Event()
 
     # --- reads --------------------------------------------------------------------------------
     def ready_reason(self) -> str | None:
@@ -97,17 +107,46 @@ class ModelManager:
         return model.ready_reason()
 
     def require_model(self):
-        """The current model, or a 503 that says why there is none yet."""
+        """The model the request was routed to (the champion unless ``?version`` or the split chose
+        another), or a 503 that says why there is none yet."""
+        from flask import g, has_app_context
+
+        routed = g.get("headwater_model") if has_app_context() else None
+        if routed is not None:
+            return routed
         model = self.model
         reason = self._status if model is None else model.ready_reason()
         if reason is not None:
             raise ApiError(503, f"not ready: {reason}", reason=reason)
         return model
 
+    def model_for(self, version: int):
+        """The loaded model of ``version`` (the champion's or another's), or None."""
+        if version == self.base_version and self.model is not None:
+            return self.model
+        return self.versions.get(version)
+
+    def loaded_versions(self) -> dict[int, str]:
+        """Version -> role (champion, previous, challenger) of every model in memory."""
+        roles = self.versions.roles()
+        if self.model is not None and self.base_version is not None:
+            roles[self.base_version] = registry.CHAMPION
+        return roles
+
+    def _publish_memory(self) -> None:
+        models = [(self.base_version, registry.CHAMPION, self.model)] if self.model is not None else []
+        models += [(v, self.versions.roles().get(v, "?"), m) for v, m in self.versions.items()]
+        self.metrics.set_loaded([(v, role, approximate_bytes(m)) for v, role, m in models])
+
     # --- writes -------------------------------------------------------------------------------
     def swap(self, model, base_version: int | None = None) -> None:
-        """Make ``model`` the served one (fully built before this call); UPs of another base are ignored."""
+        """Make ``model`` the served one (fully built before this call); UPs of another base are ignored.
+        The champion it replaces stays loaded as the previous one."""
+        if self.model is not None and self.base_version is not None and base_version != self.base_version:
+            self.versions.keep(self.base_version, PREVIOUS, self.model)
+        self.versions.drop(base_version)
         self.model, self.base_version = model, base_version
+        self._publish_memory()
         _return_freed_memory()
         self.metrics.swaps.inc()
         if getattr(model, "version", None) is not None:
@@ -124,6 +163,10 @@ class ModelManager:
                 self._pending.extend(updates)
             if self.model is not None:  # like Oryx: updates before any model have nothing to apply to
                 self._apply_to(self.model, self.base_version, updates)
+            for version, model in self.versions.items():  # the other versions: only UPs computed on them
+                own = [u for u in updates if u[0] == version]
+                if own:
+                    self._apply_to(model, version, own)
 
     def _apply_to(self, model, base_version: int | None, updates: list[Update]) -> None:
         """Apply UPs in order (caller holds the lock); one of another base is counted and ignored, a bad
@@ -154,11 +197,20 @@ class ModelManager:
             elif message.type is MessageType.BATCH:
                 batch = message.payload
                 self.metrics.add_prequential(batch.base_version, batch.events if batch.scores else 0, batch.scores)
+                if batch.drift:
+                    self.metrics.set_drift(batch.base_version, batch.drift)
             elif message.payload.alias == registry.CHAMPION:
                 self._apply(updates)
                 updates = []
+                if message.payload.version == self.base_version and self.model is not None:
+                    log.info("model notice: %s version %s, already served", message.payload.model_name,
+                             message.payload.version)
+                    continue
                 log.info("model notice: %s version %s", message.payload.model_name, message.payload.version)
                 self.request_load()
+            elif message.payload.alias == registry.CHALLENGER:
+                log.info("challenger notice: %s version %s", message.payload.model_name, message.payload.version)
+                self._challenger_wanted.set()
         if updates:
             self._apply(updates)
 
@@ -204,6 +256,22 @@ class ModelManager:
             return point.update_offset
         return None
 
+    def load_challenger(self) -> int | None:
+        """Load what the ``challenger`` alias names (once; a failure is logged, the next notice retries)."""
+        try:
+            found = registry.download_alias(self.config, registry.CHALLENGER)
+            if found is None or found.version == self.base_version:
+                return None
+            if self.versions.version_of(CHALLENGER) != found.version:
+                self.versions.keep(found.version, CHALLENGER, self.model_class.from_registered(found, self.config))
+                log.info("loaded challenger version %s", found.version)
+                self._publish_memory()
+            return found.version
+        except Exception as exc:  # the champion serves on
+            self.metrics.load_failures.inc()
+            log.warning("loading the challenger failed: %s: %s", type(exc).__name__, exc)
+            return None
+
     def _install(self, model, champion_version: int) -> None:
         with self._lock:
             retain = getattr(model, "retain_recent", None)
@@ -238,6 +306,7 @@ class ModelManager:
         offset = self.load_from_registry()
         if self._stopped.is_set():
             return
+        self.load_challenger()
         self._tail = TopicTail(self.config.kafka, self.config.update_topic,
                                self.on_records, start={0: offset or 0}, poll_timeout_ms=200).start()
         log.info("following %s from offset %s", self.config.update_topic, offset or 0)
@@ -245,6 +314,9 @@ class ModelManager:
             if self._load_wanted.wait(0.5):
                 self._load_wanted.clear()
                 self.load_from_registry()
+            if self._challenger_wanted.is_set():
+                self._challenger_wanted.clear()
+                self.load_challenger()
 
     def stop(self) -> None:
         self._stopped.set()

@@ -29,7 +29,7 @@ from apispec import APISpec
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request, send_from_directory
 
 import headwater
-from serving_layer import auth
+from serving_layer import auth, model_router
 from serving_layer.formats import JSON
 from serving_layer.operations import (
     Answer,
@@ -46,6 +46,8 @@ SPEC = "headwater.openapi"
 # every operation may answer these: no model yet or Kafka away (503), a body it cannot inflate (415),
 # a body over the size limit (413)
 COMMON_ERRORS = (413, 415, 503)
+# Blueprints whose reads do not take ?version: the service's own endpoints, the spec, the console.
+UNROUTED_BLUEPRINTS = ("service", *model_router.UNROUTED)
 ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "additionalProperties": True,
                 "properties": {"error": {"type": "string", "description": "the HTTP status phrase"},
                                "message": {"type": "string", "description": "what is wrong, for people"}},
@@ -92,9 +94,12 @@ def _operation(rule, described: Operation, converters: dict[str, str], access: a
                    "schema": {"type": "string", "minLength": 1}}
                   for name, converter in converters.items()]
     parameters += [p.spec() for p in described.query]
+    routed = not described.writes and blueprint not in UNROUTED_BLUEPRINTS
+    if routed:  # the app's reads answer from any loaded version
+        parameters.append(model_router.VERSION.spec())
     responses = {"200": {"description": described.answer.description, "content": schema_of(described.answer)}}
     statuses = {*described.errors, *COMMON_ERRORS, *access.statuses(described.writes)}
-    if converters:  # a path the router cannot match (e.g. an ID with a line break) is a 404
+    if converters or routed:  # a path the router cannot match (e.g. an ID with a line break) is a 404
         statuses.add(404)
     for status in sorted(statuses):
         responses[str(status)] = {"description": HTTPStatus(status).phrase,

@@ -77,15 +77,33 @@ class ServingMetrics:
                                   registry=self.registry)
         self._last_update_time: float | None = None
         self._last_update.set_function(self._age)
-        self.prequential = Gauge("headwater_prequential", "live evaluation of the served champion: each event "
+        self.prequential = Gauge("headwater_prequential", "live evaluation of each live version: each event "
                                  "scored before it was learned, by the live model (batch + speed) and by the "
                                  "champion alone (RMSE, accuracy, hit rate@10, mean distance, ...)",
-                                 ["model", "figure"], registry=self.registry)
+                                 ["version", "model", "figure"], registry=self.registry)
         self.prequential_events = Gauge("headwater_prequential_events", "events in the live evaluation",
                                         registry=self.registry)
         self._prequential_base: int | None = None
         self._prequential_events = 0
         self._prequential_totals: dict = {}
+        self.model_memory = Gauge("headwater_model_memory_bytes", "approximate memory held by each loaded model "
+                                  "version (role: champion, previous, challenger)", ["version", "role"],
+                                  registry=self.registry)
+        self.loaded = Gauge("headwater_loaded_versions", "model versions held in memory", registry=self.registry)
+        self.drift_alarm = Gauge("headwater_drift_alarm", "1 when the last window of live input drifted from the "
+                                 "version's training profile (speed layer, calibrated per window)", ["version"],
+                                 registry=self.registry)
+        self.drift_score = Gauge("headwater_drift_score", "-log10 of a feature's Holm-adjusted drift p-value in the "
+                                 "last window", ["version", "feature"], registry=self.registry)
+        self.drift_p_value = Gauge("headwater_drift_p_value", "a feature's Holm-adjusted drift p-value in the last "
+                                   "window", ["version", "feature"], registry=self.registry)
+        self.drift_reports: dict[int, dict] = {}
+        self.shadow_requests = Counter("headwater_shadow_requests", "champion reads replayed on the challenger "
+                                       "(outcome: compared, dropped: the queue was full, failed)",
+                                       ["version", "outcome"], registry=self.registry)
+        self.shadow_measure = Gauge("headwater_shadow_measure", "running mean of the challenger-vs-champion "
+                                    "comparison (overlap_at_k, abs_difference, agreement)", ["version", "measure"],
+                                    registry=self.registry)   # version -> its last drift report (the console shows it)
         self.recent_updates = RecentCounts()
         self.updates_applied = 0
 
@@ -127,8 +145,26 @@ class ServingMetrics:
     def _publish_prequential(self) -> None:
         self.prequential_events.set(self._prequential_events)
         for model, figures in self.prequential_figures().items():
+            # "live v<N>": the live model of a version under test beside the champion (speed_layer.rollout)
+            kind, _, other = model.partition(" v")
+            version = other if other.isdigit() else str(self._prequential_base)
             for name, value in figures.items():
-                self.prequential.labels(model, name).set(value)
+                self.prequential.labels(version, kind, name).set(value)
+
+    def set_loaded(self, versions: list[tuple[int | None, str, int]]) -> None:
+        """(version, role, bytes) of every model in memory."""
+        self.model_memory.clear()
+        for version, role, size in versions:
+            self.model_memory.labels(str(version), role).set(size)
+        self.loaded.set(len(versions))
+
+    def set_drift(self, version: int, report: dict) -> None:
+        """A speed-layer drift report (BATCH record) of one version's input window."""
+        self.drift_reports[version] = report
+        self.drift_alarm.labels(str(version)).set(int(bool(report.get("alarm"))))
+        for feature in report.get("features", []):
+            self.drift_score.labels(str(version), str(feature["name"])).set(float(feature["score"]))
+            self.drift_p_value.labels(str(version), str(feature["name"])).set(float(feature["p_adjusted"]))
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, method, str(status)).inc()

@@ -75,6 +75,10 @@ class ALSSpeedModel:
         else:
             self.state.apply_item(update.id, update.vector, update.bias)
 
+    def known_ids(self):
+        """(users, items) the model knows now, for the drift alarms' new-user and new-item rates."""
+        return self.state.users.index, self.state.items.index
+
     def copy(self) -> ALSSpeedModel:
         return ALSSpeedModel(self.state.copy())
 

@@ -14,6 +14,9 @@ MLflow and the threads (the models sit in a :class:`~speed_layer.model_state.Mod
 - a MODEL notice rebases on the new champion: the events after the champion's data cut-off
   (``input_offsets`` tag) are folded into it and published with the new base version, so users and
   items learned since the cut-off survive the switch (Oryx's "retain recent");
+- after a promotion the replaced champion goes on learning beside the new one, and a sequential test
+  on their paired per-event losses moves ``champion`` back when the new one is worse
+  (:mod:`speed_layer.rollout`, ``headwater.rollout.*``);
 - snapshots register the live model every ``headwater.speed.snapshot-interval-sec`` (alias ``speed``,
   tags ``base_version``, ``update_offset``, ``input_offsets`` and the prequential totals).
 
@@ -35,9 +38,11 @@ import pyarrow as pa
 from headwater import prequential, registry
 from headwater.config import Config
 from headwater.messages import BatchRecord, MessageType, decode_update
+from speed_layer.drift_watch import DriftWatch
 from speed_layer.live_evaluation import LiveEvaluation
 from speed_layer.model_state import ModelState
 from speed_layer.publisher import UPDATE_PARTITION, UpdatePublisher
+from speed_layer.rollout import RolloutGuard
 from speed_layer.snapshots import register_snapshot
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,9 @@ class SpeedLayer:
         self.kafka = config.kafka
         self.state = ModelState()
         self.evaluation = LiveEvaluation(config)
+        self.drift = DriftWatch.from_config(config)
+        self.rollout = RolloutGuard(config)
+        self._drift_logged: tuple[int | None, int] = (None, 0)  # (version, window) last logged to MLflow
         self._stopping = threading.Event()
         self._model_ready = threading.Event()
         self._query_started = threading.Event()
@@ -174,6 +182,8 @@ class SpeedLayer:
         self.state.install(live, alone, champion.version, covered, point.update_offset)
         self.evaluation.reset(champion.version,
                               chosen.tags.get(registry.TAG_PREQUENTIAL) if chosen.version != champion.version else None)
+        self.drift.reset(champion.version, registry.run_json(self.config, champion.run_id,
+                                                             registry.DRIFT_PROFILE_ARTIFACT))
         log.info("speed layer: loaded %s version %s (%s layer, base %s) covering input %s; following %s from %s",
                  chosen.name, chosen.version, chosen.tags.get(registry.TAG_LAYER, "?"), champion.version, covered,
                  self.config.update_topic, point.update_offset)
@@ -199,6 +209,9 @@ class SpeedLayer:
             if message.type is MessageType.BATCH and self._recorded is not None \
                     and message.payload.base_version == self.state.base_version:
                 self._recorded.append(message.payload)
+            elif message.type is MessageType.MODEL and message.payload.alias == registry.CHALLENGER \
+                    and self._model_ready.is_set() and self.config.get("headwater.rollout.auto-promote"):
+                self._spawn("speed-challenger", self._load_challenger)
             elif message.type is MessageType.MODEL and message.payload.alias == registry.CHAMPION:
                 if not self._model_ready.is_set():
                     self._notices.append(message.payload.version)
@@ -217,13 +230,27 @@ class SpeedLayer:
         live = self.model_class.from_registered(champion, self.config)
         alone = live.copy()
         cutoff = registry.parse_offsets_tag(champion.tags.get(registry.TAG_INPUT_OFFSETS))
+        profile = registry.run_json(self.config, champion.run_id, registry.DRIFT_PROFILE_ARTIFACT)
         with self.state.lock:
             now = dict(self.state.covered)
+            self.rollout.start(self.state, champion.version)
             self.state.install(live, alone, champion.version, cutoff or now, self.state.update_offset)
             self.evaluation.reset(champion.version, None)
+            self.drift.reset(champion.version, profile)
             self._fold_range(cutoff or now, now, publish=True)
         log.info("speed layer: rebased on champion version %s; re-folded the input from its cut-off %s to %s",
                  champion.version, cutoff, now)
+
+    def _load_challenger(self) -> None:
+        """The ``challenger`` alias's version, tested against the champion (``headwater.rollout.auto-promote``)."""
+        try:
+            found = registry.download_alias(self.config, registry.CHALLENGER)
+            if found is not None:
+                model = self.model_class.from_registered(found, self.config)
+                with self.state.lock:
+                    self.rollout.start_challenge(self.state, model, found.version)
+        except Exception:  # no promotion test then; the champion serves on
+            log.exception("speed layer: loading the challenger failed")
 
     def _refold_batch(self, starts: dict[int, int], ends: dict[int, int]) -> None:
         """Fold, without publishing, one micro-batch this layer published before a restart, as it was folded:
@@ -308,17 +335,33 @@ class SpeedLayer:
         """Parse, (score,) learn and (publish) under the lock, so no rebase or snapshot slips in between."""
         parsed = self.input_format.parse([line or "" for line in lines])
         with self.state.lock:
-            scores = (prequential.summarize(self.state.score(parsed.table))
+            scored = (self.state.score(parsed.table)
                       if score and parsed.table.num_rows and hasattr(self.state.live, "score_many") else {})
+            if score and parsed.table.num_rows:
+                # the versions under test score the same events: their live metric goes out beside the champion's
+                self._guarded("rollout test", self.rollout.observe, self.state, parsed.table, scored.get("live"))
+                scored.update(self.rollout.scores if scored else {})
+            scores = prequential.summarize(scored) if scored else {}
             payloads = self.state.learn(parsed.table, ends)
             if not publish:
                 return 0, parsed
-            record = BatchRecord(self.state.base_version, dict(self.state.covered), parsed.table.num_rows, scores)
+            drift = self._guarded("drift check", self.drift.add, parsed.table, self.state.live) if score else None
+            record = BatchRecord(self.state.base_version, dict(self.state.covered), parsed.table.num_rows, scores,
+                                 drift=drift)
             next_offset = self._publisher.publish(payloads, record)
             if next_offset is not None:
                 self.state.published(next_offset)
             self.evaluation.add(record.base_version, record.events if scores else 0, scores)
         return len(payloads), parsed
+
+    @staticmethod
+    def _guarded(what: str, action, *args):
+        """Run a watcher of the micro-batch (rollout test, drift check); its failure never stops the fold."""
+        try:
+            return action(*args)
+        except Exception:
+            log.exception("speed layer: the %s failed on this micro-batch; the batch is folded all the same", what)
+            return None
 
     # --- snapshots and live evaluation -----------------------------------------------------------
 
@@ -334,8 +377,18 @@ class SpeedLayer:
         while not self._stopping.wait(5.0):
             try:
                 self.evaluation.flush()
+                self._log_drift()
             except Exception:  # MLflow away: the totals stay and the next flush logs them
                 log.warning("speed layer: logging the live evaluation to MLflow failed", exc_info=True)
+
+    def _log_drift(self) -> None:
+        """The last drift report into the champion's live-evaluation run (step: the window)."""
+        watch = self.drift
+        if watch.version is None or (watch.version, watch.windows) == self._drift_logged or not watch.last:
+            return
+        run = registry.live_evaluation_run(self.config, watch.version)
+        registry.log_metrics(self.config, run, watch.mlflow_metrics(), step=watch.windows)
+        self._drift_logged = (watch.version, watch.windows)
 
     def snapshot(self):
         """Register the live model with alias ``speed``; None when nothing changed since the last one."""

@@ -44,7 +44,8 @@ def test_writes_bodies_and_parameters_of_the_als_app(make_config):
     assert "read-only" in ingest["description"]
     recommend = spec["paths"]["/recommend/{user}"]["get"]
     assert [p["name"] for p in recommend["parameters"]] == ["user", "howMany", "offset", "rescorerParams",
-                                                            "considerKnownItems"]
+                                                            "considerKnownItems", "version"]
+    assert "404" in recommend["responses"] and "version" not in [p["name"] for p in ingest["parameters"]]
     answer = recommend["responses"]["200"]["content"]
     assert set(answer) == {"application/json", "text/csv"}
     assert answer["application/json"]["schema"]["items"]["required"] == ["id", "value"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from headwater.apps import available_apps
 from headwater.config import Config, ConfigError, load_config, overrides_from_environment
 from headwater.embedded import StackError
+from headwater.promotion import OperatorError
 
 log = logging.getLogger("headwater")
 
@@ -48,6 +49,24 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("speed", parents=[common], help="fold live events into the model, publish updates")
     sub.add_parser("serve", parents=[common], help="REST serving layer")
 
+    promote = sub.add_parser("promote", parents=[common], help="move an alias (champion) to a registered version")
+    promote.add_argument("--version", type=int, required=True, help="the registered model version")
+    promote.add_argument("--alias", default="champion", help="champion (default) or challenger")
+    promote.add_argument("--reason", default="headwater promote", help="recorded in the alias history")
+    rollback = sub.add_parser("rollback", parents=[common], help="move champion back to the version it replaced")
+    rollback.add_argument("--reason", default="headwater rollback", help="recorded in the alias history")
+    history = sub.add_parser("history", parents=[common], help="which version held each alias when, and why")
+    history.add_argument("--json", action="store_true", help="as JSON")
+
+    score = sub.add_parser("score", parents=[common], help="score a table with one model version (Spark)")
+    score.add_argument("--input", required=True, metavar="PATH", help="Delta table, Parquet, or .csv with a header")
+    score.add_argument("--output", required=True, metavar="PATH", help="Delta table, or .parquet / .csv")
+    chosen = score.add_mutually_exclusive_group()
+    chosen.add_argument("--version", type=int, help="a registered version")
+    chosen.add_argument("--alias", help="an alias, resolved to one version before the job (default champion)")
+    score.add_argument("--format", choices=("delta", "parquet", "csv"), help="output format (default: by name)")
+    score.add_argument("--how-many", type=int, help="ALS: recommendations per user (default 10)")
+
     demo = sub.add_parser("demo", parents=[common], help="the end-to-end demo run by `make run`")
     demo.add_argument("--app", default="als", help="an app with a demo: " + ", ".join(sorted(available_apps())))
     return parser
@@ -67,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args.app, args.conf, overrides)
         config = load_config(args.conf, overrides)
         return COMMANDS[args.command](config, args)
-    except (ConfigError, StackError) as exc:
+    except (ConfigError, StackError, OperatorError) as exc:
         print(f"headwater: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -166,5 +185,44 @@ def _serve(config: Config, args) -> int:
     return 0
 
 
+def _promote(config: Config, args) -> int:
+    from headwater import promotion
+
+    promotion.move_alias(config, args.alias, args.version, promotion.CAUSE_OPERATOR, args.reason)
+    print(f"{args.alias} of {config.app_id} is now version {args.version}")
+    return 0
+
+
+def _rollback(config: Config, args) -> int:
+    from headwater import promotion
+
+    version = promotion.rollback(config, reason=args.reason)
+    print(f"champion of {config.app_id} is back at version {version}")
+    return 0
+
+
+def _history(config: Config, args) -> int:
+    from headwater import promotion
+
+    if args.json:
+        print(promotion.history_json(config))
+        return 0
+    moves = promotion.history(config)
+    for move in moves:
+        print(promotion.describe_move(move))
+    if not moves:
+        print(f"no alias moves recorded for {config.app_id}")
+    return 0
+
+
+def _score(config: Config, args) -> int:
+    from headwater.batch_scoring import score
+
+    result = score(config, args.input, args.output, args.version, args.alias, args.format, args.how_many)
+    print(f"scored {result.rows} rows with version {result.version} into {result.output}")
+    return 0
+
+
 COMMANDS = {"stack": _stack, "ingest": _ingest, "ingest-stream": _ingest_stream, "batch": _batch,
-            "maintain": _maintain, "speed": _speed, "serve": _serve}
+            "maintain": _maintain, "speed": _speed, "serve": _serve, "promote": _promote, "rollback": _rollback,
+            "history": _history, "score": _score}

@@ -90,6 +90,28 @@ function showPrequential(prequential) {
   events.textContent = prequential.events + " events scored before they were learned";
 }
 
+function rows(table, data) {
+  const body = table.querySelector("tbody");
+  body.replaceChildren(...data.map(cells => el("tr", {}, cells.map(c => el("td", {text: String(c)})))));
+}
+
+function showRollout(rollout) {
+  if (!rollout) { return; }
+  rows(document.getElementById("versions"), rollout.loaded.map(v =>
+    [v.version, v.role, v.memory_bytes ? (v.memory_bytes / 1e6).toFixed(1) + " MB" : "—"]));
+  const shadow = Object.entries(rollout.shadow_measures).map(([k, v]) => k + " " + number(v)).join(", ");
+  document.getElementById("split").textContent = "challenger share " + rollout.challenger_percent + " %" +
+    (rollout.shadow ? " · shadow on" + (shadow ? ": " + shadow : "") : "");
+  const drift = [];
+  Object.entries(rollout.drift).forEach(([version, report]) => report.features.forEach(f =>
+    drift.push([version + (report.alarm ? " ALARM" : ""), f.name, number(f.score), number(f.p_adjusted)])));
+  rows(document.getElementById("drift"), drift);
+  document.getElementById("drift-none").hidden = drift.length > 0;
+  rows(document.getElementById("history"), rollout.history.slice().reverse().map(m =>
+    [m.time, m.alias, (m.previous === "none" ? "—" : "v" + m.previous) + " → v" + m.version,
+     m.decision + " (" + m.cause + "): " + m.reason]));
+}
+
 async function refresh() {
   let answer;
   try {
@@ -117,6 +139,7 @@ async function refresh() {
   document.getElementById("freshness").textContent = ago(status.freshness_sec);
   document.getElementById("updates").textContent = status.updates_applied;
   showPrequential(status.prequential);
+  showRollout(status.rollout);
   const evaluation = Object.entries(model.evaluation || {});
   fillList(document.getElementById("evaluation"), evaluation.map(([k, v]) => [k, number(v)]));
   document.getElementById("evaluation-title").hidden = evaluation.length === 0;

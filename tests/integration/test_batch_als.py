@@ -84,7 +84,7 @@ def test_batch_generation_registers_gates_and_announces(broker_config, mlflow_ur
     champion = client.get_model_version_by_alias(config.app_id, "champion")
     assert int(champion.version) == 1
     assert champion.tags["layer"] == "batch" and champion.tags["delta_version"] == "0"
-    assert champion.tags["input_rows"] == "1501"
+    assert champion.tags["input_rows"] == "1501" and champion.tags["headwater.gate"] == "passed"
     # lineage for the other layers: where the training data ends in <id>.input, and where the update
     # topic stood when the champion was announced
     assert json.loads(champion.tags["input_offsets"]) == {"0": 1501}
@@ -118,6 +118,11 @@ def test_batch_generation_registers_gates_and_announces(broker_config, mlflow_ur
     assert client.get_run(second.run_id).data.tags["reason"] == second.reason
     assert int(client.get_model_version_by_alias(config.app_id, "champion").version) == 1
     assert second.registered.version == 2 and second.champion_version == 1
+    assert client.get_model_version(config.app_id, "2").tags["headwater.gate"] == "failed"
+    assert not client.get_model_version(config.app_id, "2").aliases
+    # only the promotion is in the alias history, with its cause
+    from headwater.promotion import history
+    assert [(m["version"], m["previous"], m["cause"]) for m in history(config)] == [("1", "none", "batch gate")]
     # the champion was refit on all of the data, which this test split is part of: logged, not compared
     assert "refit on all of its data" in second.reason and second.champion_metrics["score"] > 0
     assert len(read_notices(config.get("headwater.kafka.bootstrap-servers"), config.update_topic)) == 1

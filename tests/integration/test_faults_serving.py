@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 
-from batch_layer.runner import publish_model_notice, tag_update_offset
 from headwater import registry
 from headwater.apps.als.factors import ALSFactors, ALSSettings
 from headwater.apps.als.pyfunc import ALSPyfuncModel
@@ -21,6 +20,7 @@ from headwater.embedded import free_port, start_mlflow
 from headwater.kafka_admin import ensure_topics
 from headwater.kafka_producer import LineProducer
 from headwater.messages import ModelNotice, encode_up
+from headwater.promotion import publish_model_notice, tag_update_offset
 from tests.integration.processes import get, kill_group, ready, start_layer, stop_group, wait_until, write_conf
 
 UPS = 3000

@@ -38,7 +38,9 @@ IRIS = {"input-schema.feature-names": ["sepal_length", "sepal_width", "petal_len
         "speed.trigger-interval-sec": 0.5, "speed.snapshot-interval-sec": 2,
         "kafka.input-partitions": 2, "kafka.poll-timeout-ms": 200,
         # no forgetting, so the moved centre can be checked by arithmetic (decay: tests/test_kmeans_speed.py)
-        "kmeans.half-life": None, "kmeans.dying-cluster-share": None}
+        "kmeans.half-life": None, "kmeans.dying-cluster-share": None,
+        # the 30 points posted below are one drift window; all near one probe, far from the iris mix
+        "speed.drift.window-rows": 20}
 
 
 def answer(client, path: str) -> float:
@@ -88,6 +90,15 @@ def test_points_streamed_through_kafka_move_the_served_centre(broker_config, spa
         np.testing.assert_allclose(served.centers[cluster], expected, rtol=1e-9)
         assert served.counts[cluster] == weight + n
         assert after == pytest.approx(np.linalg.norm(expected - np.array(PROBE)))
+        # the champion's training profile went with it; the speed layer's window of the 30 points alarms,
+        # and serving's /metrics has the drift per feature of that version
+        profile = registry.run_json(config, result.registered.run_id, registry.DRIFT_PROFILE_ARTIFACT)
+        assert [f["name"] for f in profile["features"]] == IRIS["input-schema.feature-names"]
+        version = result.registered.version
+        metrics = wait_for(lambda: (m := client.get("/metrics").get_data(as_text=True))
+                           and f'headwater_drift_alarm{{version="{version}"}} 1.0' in m and m, "a drift alarm")
+        for feature in IRIS["input-schema.feature-names"]:
+            assert f'headwater_drift_score{{feature="{feature}",version="{version}"}}' in metrics
         # speed and serving hold the same model
         with layer.state.lock:
             np.testing.assert_array_equal(layer.state.live.clusters.centers, served.centers)

@@ -8,6 +8,8 @@ With an ``item`` column, ``predict`` returns ``user, item, estimate``: μ + b_u 
 feedback: x·y), where what the model does not know counts 0 — as the serving layer's ``/estimate``
 answers. Without one it returns the top ``how_many`` (default 10) items per user by that same score
 that the user does not already know, as rows ``user, rank, item, score``; unknown users get no rows.
+With the parameter ``per_row`` (what ``headwater score`` uses: Spark needs one answer per input row)
+each input row gets its user's lists instead, ``items`` and ``scores`` (empty for an unknown user).
 Only numpy and pandas are needed to load it.
 
 >>> import numpy as np, pandas as pd
@@ -20,6 +22,8 @@ Only numpy and pandas are needed to load it.
 1    u     2    b    3.5
 >>> model.predict(None, pd.DataFrame({"user": ["u", "x"], "item": ["a", "c"]})).estimate.round(2).tolist()
 [3.9, 4.0]
+>>> model.predict(None, pd.DataFrame({"user": ["u", "x"]}), params={"how_many": 2, "per_row": True})["items"].tolist()
+[['c', 'b'], []]
 """
 from __future__ import annotations
 
@@ -46,7 +50,10 @@ class ALSPyfuncModel(PythonModel):
         users = model_input["user"].astype(str).tolist()
         if "item" in model_input.columns and model_input["item"].notna().any():
             return self._estimates(users, model_input["item"].astype(str).tolist())
-        return self._recommendations(users, int((params or {}).get("how_many", DEFAULT_HOW_MANY)))
+        how_many = int((params or {}).get("how_many", DEFAULT_HOW_MANY))
+        if (params or {}).get("per_row"):
+            return self._recommendations_per_row(users, how_many)
+        return self._recommendations(users, how_many)
 
     def _estimates(self, users: list[str], items: list[str]) -> pd.DataFrame:
         f = self.factors
@@ -70,10 +77,18 @@ class ALSPyfuncModel(PythonModel):
         return pd.DataFrame(rows, columns=["user", "rank", "item", "score"])
 
 
+    def _recommendations_per_row(self, users: list[str], how_many: int) -> pd.DataFrame:
+        top = self._recommendations(users, how_many)
+        by_user = {user: (group["item"].tolist(), group["score"].tolist()) for user, group in top.groupby("user")}
+        lists = [by_user.get(user, ([], [])) for user in users]
+        return pd.DataFrame({"items": [items for items, _ in lists], "scores": [scores for _, scores in lists]})
+
+
 def signature():
-    """Input ``user`` (and optional ``item``) strings; parameter ``how_many``."""
+    """Input ``user`` (and optional ``item``) strings; parameters ``how_many`` and ``per_row``."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
     return ModelSignature(inputs=Schema([ColSpec("string", "user"), ColSpec("string", "item", required=False)]),
-                          params=ParamSchema([ParamSpec("how_many", "long", DEFAULT_HOW_MANY)]))
+                          params=ParamSchema([ParamSpec("how_many", "long", DEFAULT_HOW_MANY),
+                                               ParamSpec("per_row", "boolean", False)]))

@@ -3,12 +3,15 @@
 Batch versions and speed snapshots are logged with this class, so
 ``mlflow.pyfunc.load_model("models:/<id>@champion").predict(frame)`` scores offline without the
 serving layer. Columns are matched by feature name; a frame without those names but with exactly
-one column per feature is read in order (a plain numeric matrix).
+one column per feature is read in order (a plain numeric matrix). With the parameter ``with_distance``
+the answer is a frame of ``cluster`` and ``distance`` (Euclidean, to that cluster's centre).
 
 >>> import pandas as pd
 >>> scorer = KMeansPyfuncModel(KMeansClusters(["x", "y"], [[0.0, 0.0], [5.0, 5.0]], [1, 1]))
 >>> scorer.predict(None, pd.DataFrame({"y": [4.0, 0.1], "x": [6.0, 0.0]})).tolist()
 [1, 0]
+>>> scorer.predict(None, pd.DataFrame({"x": [3.0], "y": [5.0]}), params={"with_distance": True}).values.tolist()
+[[1.0, 2.0]]
 """
 from __future__ import annotations
 
@@ -39,13 +42,16 @@ class KMeansPyfuncModel(PythonModel):
         else:
             raise ValueError(f"expected columns {features} (or {len(features)} unnamed columns), "
                              f"got {list(frame.columns)}")
-        return pd.Series(self.clusters.assign(points)[0], index=frame.index, name="cluster")
+        cluster, distance = self.clusters.assign(points)
+        if (params or {}).get("with_distance"):
+            return pd.DataFrame({"cluster": cluster, "distance": distance}, index=frame.index)
+        return pd.Series(cluster, index=frame.index, name="cluster")
 
 
 def signature(features: list[str]):
-    """One double column per clustered feature in, the cluster index out."""
+    """One double column per clustered feature in, the cluster index out; parameter ``with_distance``."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
     return ModelSignature(inputs=Schema([ColSpec("double", f) for f in features]),
-                          outputs=Schema([ColSpec("long", "cluster")]))
+                          params=ParamSchema([ParamSpec("with_distance", "boolean", False)]))
