@@ -136,10 +136,10 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.input-schema.ignored-features": STRINGS,
     "headwater.input-schema.id-features": STRINGS,
     "headwater.input-schema.target-feature": Optional(STRING),
-    "headwater.ml.eval.test-fraction": Interval(float, 0, 1, closed_low=False, closed_high=False),
+    "headwater.ml.eval.test-fraction": Interval(float, 0, 1, closed_high=False),
     "headwater.ml.eval.candidates": Interval(int, 1),
     "headwater.ml.eval.parallelism": Interval(int, 1),
-    "headwater.ml.eval.search": Options(("random", "grid")),
+    "headwater.ml.eval.search": Options(("random", "grid"), any_case=True),
     "headwater.ml.eval.threshold": Optional(Interval(float)),
     "headwater.ml.eval.max-regression": Interval(float, 0),
     "headwater.ml.eval.beat-baseline": BOOL,
@@ -148,6 +148,14 @@ CORE_CONSTRAINTS: dict[str, Any] = {
 }
 
 Layer = tuple[str, ConfigTree]
+
+# Oryx's names of keys whose concept headwater has under another name: a file or -D may use either.
+KEY_ALIASES = {
+    "headwater.ml.eval.hyperparam-search": "headwater.ml.eval.search",
+    "headwater.als.logStrength": "headwater.als.log-strength",
+    "headwater.als.rescorer-provider-class": "headwater.serving.rescorer",
+    "headwater.serving.api.port": "headwater.serving.port",
+}
 
 
 class Config:
@@ -254,6 +262,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
 
 
 def _checked(layers: Sequence[Layer]) -> Config:
+    layers = [_with_canonical_keys(layer) for layer in layers]
     core = (str(REFERENCE_CONF), _core_reference())
     app_name = _merge([core, *layers]).get("headwater.app", None)
     app = find_app(app_name) if app_name is not None else None
@@ -288,6 +297,29 @@ def _app_reference(app: App) -> Layer:
     return name, tree
 
 
+def _with_canonical_keys(layer: Layer) -> Layer:
+    """The layer with each of Oryx's key names (:data:`KEY_ALIASES`) moved to headwater's."""
+    name, tree = layer
+    present = [alias for alias in KEY_ALIASES if _has(tree, alias)]
+    if not present:
+        return layer
+    tree = tree.copy()
+    for alias in present:
+        canonical = KEY_ALIASES[alias]
+        if _has(tree, canonical):
+            raise ConfigError(f"{alias} and {canonical} name the same setting; set one of them (in {name})")
+        tree.put(canonical, tree.pop(alias))
+    return name, tree
+
+
+def _has(tree: ConfigTree, path: str) -> bool:
+    try:
+        tree.get(path)
+    except (ConfigException, KeyError):
+        return False
+    return True
+
+
 def _check_known_keys(layers: Sequence[Layer], references: Sequence[Layer], app: App | None) -> None:
     """Every key a file or override sets must be declared by the core's or the app's reference.conf."""
     known = {p for _, tree in references for p in _leaf_paths(tree)}
@@ -295,6 +327,8 @@ def _check_known_keys(layers: Sequence[Layer], references: Sequence[Layer], app:
     for name, layer in layers:
         for path in _leaf_paths(layer):
             if path in known or path in known_prefixes:  # a prefix: e.g. an empty object for a known section
+                continue
+            if any(path.startswith(k + ".") for k in known):  # an object as a key's value: a range {min, max}
                 continue
             if any(path.startswith(s + ".") or path == s for s in OPEN_SECTIONS):
                 continue
@@ -362,4 +396,5 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["CORE_CONSTRAINTS", "OVERRIDES_ENV", "Config", "ConfigError", "load_config", "overrides_from_environment"]
+__all__ = ["CORE_CONSTRAINTS", "KEY_ALIASES", "OVERRIDES_ENV", "Config", "ConfigError", "load_config",
+           "overrides_from_environment"]
