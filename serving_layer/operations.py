@@ -60,7 +60,8 @@ class Body:
 
 
 LINES_BODY_NOTE = ("One item per line; blank lines are skipped. `Content-Encoding: gzip` or `deflate` "
-                   "compresses the body. Multipart bodies are not accepted.")
+                   "compresses the body; `application/zip` sends the files of an archive; a `multipart/form-data` "
+                   "body sends several parts, each plain text, gzip or zip (by its Content-Type or file name).")
 
 
 def lines_body(what: str, example: str) -> Body:
