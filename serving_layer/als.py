@@ -29,6 +29,7 @@ from serving_layer.operations import (
     ids_answer,
     lines_body,
     operation,
+    value_answer,
     values_answer,
 )
 
@@ -106,8 +107,8 @@ def recommend_to_anonymous(items):
     model = _model()
     pairs = formats.parse_item_values(formats.path_ids(items, "item"))
     query = model.solve_user(pairs)
-    if query is None:
-        raise ApiError(404, "none of the items is in the model", items=[i for i, _ in pairs])
+    if query is None:  # Oryx: 400, the request names nothing to recommend from
+        raise ApiError(400, "none of the items is in the model", items=[i for i, _ in pairs])
     return _ranked(model, query, model.items.rows(i for i, _ in pairs))
 
 
@@ -125,14 +126,16 @@ def recommend_with_context(user, items):
     return _ranked(model, query, model.known_rows(*known, extra=[i for i, _ in pairs]), user=user)
 
 
-@operation("Items most similar to all of the given items (cosine).", query=RANKING,
-           answer=id_values_answer(), path={"items": ITEMS})
+@operation("Items most similar to all of the given items: the cosine to the sum of their vectors, as Oryx.",
+           query=RANKING, answer=id_values_answer(), path={"items": ITEMS})
 @bp.get("/similarity/<path:items>")
 def similarity(items):
     model = _model()
     names = formats.path_ids(items, "item")
-    vectors = [_item_vector(model, i) for i in names]
-    query = np.mean([v / (np.linalg.norm(v) or 1.0) for v in vectors], axis=0)
+    # Oryx's CosineAverageFunction: the cosine of each item to the sum of the raw vectors (the ranker's
+    # cosine divides by each item's norm; the query's is divided here, so the scores are cosines)
+    summed = np.sum([_item_vector(model, i) for i in names], axis=0, dtype=np.float64)
+    query = (summed / (np.linalg.norm(summed) or 1.0)).astype(np.float32)
     return _ranked(model, query, model.items.rows(names), cosine=True)
 
 
@@ -154,14 +157,14 @@ def estimate(user, items):
 
 
 @operation("Estimated strength for one item of a user who is not in the model.",
-           answer=values_answer(what="one value"),
+           answer=value_answer(what="one value"),
            path={"to_item": "the item to estimate for", "items": ITEM_VALUES})
 @bp.get("/estimateForAnonymous/<to_item>/<path:items>")
 def estimate_for_anonymous(to_item, items):
     model = _model()
     _item_vector(model, to_item)
     query = model.solve_user(formats.parse_item_values(formats.path_ids(items, "item")))
-    return formats.values(model.estimates(query, [to_item]))
+    return formats.value(model.estimates(query, [to_item])[0])
 
 
 @operation("The user's known items that most explain a recommendation of the item.", query=PAGING,
@@ -170,9 +173,7 @@ def estimate_for_anonymous(to_item, items):
 def because(user, item):
     model = _model()
     vector = _item_vector(model, item)
-    if not model.has_user(user):
-        raise not_found("user", user)
-    pairs = model.cosine_to(vector, model.known_items(user))
+    pairs = model.cosine_to(vector, model.known_items(user))  # an unknown user knows nothing: [] (Oryx)
     return _page(sorted(pairs, key=lambda p: -p[1]))
 
 
@@ -220,13 +221,11 @@ def most_active_users():
     return _top_counts(_model().popularity()[1], rescore_user=True)
 
 
-@operation("The items a user interacted with.", answer=ids_answer(), path={"user": "a user ID"})
+@operation("The items a user interacted with (none for a user the model does not know).", answer=ids_answer(),
+           path={"user": "a user ID"}, errors=())
 @bp.get("/knownItems/<user>")
 def known_items(user):
-    model = _model()
-    if not model.has_user(user):
-        raise not_found("user", user)
-    return formats.ids(model.known_items(user))
+    return formats.ids(_model().known_items(user))  # an unknown user knows nothing: [] (Oryx)
 
 
 @operation("Every item ID in the model.", answer=ids_answer(), errors=())

@@ -58,6 +58,11 @@ def values(numbers: list) -> Response:
     return _render(numbers, (str(v) for v in numbers))
 
 
+def value(single) -> Response:
+    """One value, as Oryx answers a single-value endpoint: the bare value in JSON, one line in CSV."""
+    return _render(single, [csv_field(single)])
+
+
 def ids(names: list) -> Response:
     return _render(names, (csv_field(n) for n in names))
 

@@ -87,6 +87,11 @@ def values_answer(item_schema: dict | None = None, what: str = "one value per re
     return Answer(f"{what}; CSV: one per line", {"type": "array", "items": item_schema or {"type": "number"}})
 
 
+def value_answer(schema: dict | None = None, what: str = "one value") -> Answer:
+    """A single value (Oryx's answer of a one-datum endpoint): bare in JSON, one line in CSV."""
+    return Answer(f"{what}; CSV: one line", schema or {"type": "number"})
+
+
 def ids_answer(what: str = "IDs") -> Answer:
     return Answer(f"{what}; CSV: one per line", {"type": "array", "items": {"type": "string"}})
 
