@@ -15,7 +15,7 @@ import time
 import numpy as np
 from flask import Blueprint, jsonify, request
 
-from serving_layer import formats
+from serving_layer import formats, rescorers
 from serving_layer.als_model import ALSServingModel, Query
 from serving_layer.app_context import input_format, models, rescorer, send_input_lines
 from serving_layer.errors import ApiError, not_found
@@ -58,18 +58,18 @@ def _item_vector(model: ALSServingModel, item: str) -> np.ndarray:
     return vector
 
 
-def _rescorer(user):
-    """The configured rescorer bound to this request's user and ``rescorerParams``, or None."""
-    rescore = rescorer()
-    if rescore is None:
+def _rescorer(use: str, *subjects):
+    """The configured providers' rescorer for this use (a :mod:`serving_layer.rescorers` hook name), given
+    the use's user or item IDs and the request's ``rescorerParams``; None without one."""
+    provider = rescorer()
+    if provider is None:
         return None
-    params = request.args.getlist("rescorerParams")
-    return lambda ids, scores: rescore(user, ids, scores, params)
+    return getattr(provider, use)(*subjects, request.args.getlist("rescorerParams"))
 
 
-def _ranked(model, query, exclude=None, cosine=False, user=None):
+def _ranked(model, query, exclude=None, cosine=False, rescoring=None):
     how_many, offset = formats.paging()
-    top = model.top_n(query, how_many + offset, exclude, cosine, _rescorer(user))
+    top = model.top_n(query, how_many + offset, exclude, cosine, rescorers.hook(rescoring))
     return formats.id_values(top[offset:])
 
 
@@ -85,7 +85,7 @@ def recommend(user):
     model = _model()
     query = _user_query(model, user)
     exclude = None if formats.bool_param("considerKnownItems") else model.known_rows(user)
-    return _ranked(model, query, exclude, user=user)
+    return _ranked(model, query, exclude, rescoring=_rescorer("recommend", [user]))
 
 
 @operation("Items to recommend to a group of users (the mean of their vectors).",
@@ -97,7 +97,7 @@ def recommend_to_many(users):
     queries = [_user_query(model, u) for u in names]
     query = Query(np.mean([q.vector for q in queries], axis=0), float(np.mean([q.offset for q in queries])))
     exclude = None if formats.bool_param("considerKnownItems") else model.known_rows(*names)
-    return _ranked(model, query, exclude, user=names)
+    return _ranked(model, query, exclude, rescoring=_rescorer("recommend", names))
 
 
 @operation("Items to recommend to a user who is not in the model, from the items they like.",
@@ -109,7 +109,8 @@ def recommend_to_anonymous(items):
     query = model.solve_user(pairs)
     if query is None:  # Oryx: 400, the request names nothing to recommend from
         raise ApiError(400, "none of the items is in the model", items=[i for i, _ in pairs])
-    return _ranked(model, query, model.items.rows(i for i, _ in pairs))
+    return _ranked(model, query, model.items.rows(i for i, _ in pairs),
+                   rescoring=_rescorer("recommend_to_anonymous", [i for i, _ in pairs]))
 
 
 @operation("Items to recommend to a user, as if they also liked the given items.",
@@ -123,7 +124,8 @@ def recommend_with_context(user, items):
     without_context = _user_query(model, user)
     query = model.solve_user(pairs, user=user) or without_context
     known = () if formats.bool_param("considerKnownItems") else (user,)
-    return _ranked(model, query, model.known_rows(*known, extra=[i for i, _ in pairs]), user=user)
+    return _ranked(model, query, model.known_rows(*known, extra=[i for i, _ in pairs]),
+                   rescoring=_rescorer("recommend", [user]))
 
 
 @operation("Items most similar to all of the given items: the cosine to the sum of their vectors, as Oryx.",
@@ -136,7 +138,7 @@ def similarity(items):
     # cosine divides by each item's norm; the query's is divided here, so the scores are cosines)
     summed = np.sum([_item_vector(model, i) for i in names], axis=0, dtype=np.float64)
     query = (summed / (np.linalg.norm(summed) or 1.0)).astype(np.float32)
-    return _ranked(model, query, model.items.rows(names), cosine=True)
+    return _ranked(model, query, model.items.rows(names), cosine=True, rescoring=_rescorer("most_similar_items"))
 
 
 @operation("Cosine similarity of each given item to one item.", answer=values_answer(),
@@ -196,14 +198,13 @@ def popular_representative_items():
     return formats.ids(view.ids[np.argmax(view.vectors, axis=0)].tolist() if len(view.ids) else [])
 
 
-def _top_counts(counts, rescore_user=False):
+def _top_counts(counts, use: str):
+    """The largest counts, less what the use's rescorer filters (Oryx: only isFiltered counts here)."""
     how_many, offset = formats.paging()
     ranked = counts.most_common()
-    rescore = None if rescore_user else _rescorer(None)
-    if rescore is not None and ranked:
-        ids = np.array([i for i, _ in ranked], dtype=object)
-        keep = np.isfinite(np.asarray(rescore(ids, np.array([c for _, c in ranked], dtype=float)), dtype=float))
-        ranked = [pair for pair, k in zip(ranked, keep) if k]
+    rescoring = _rescorer(use)
+    if rescoring is not None and ranked:
+        ranked = [pair for pair, k in zip(ranked, rescorers.kept(rescoring, [i for i, _ in ranked])) if k]
     return formats.id_values(ranked[offset:offset + how_many], value_name="count")
 
 
@@ -211,14 +212,14 @@ def _top_counts(counts, rescore_user=False):
            answer=id_values_answer("count", "IDs with their counts, largest first"), errors=(400,))
 @bp.get("/mostPopularItems")
 def most_popular_items():
-    return _top_counts(_model().popularity()[0])
+    return _top_counts(_model().popularity()[0], "most_popular_items")
 
 
 @operation("Users with the most items.", query=PAGING,
            answer=id_values_answer("count", "IDs with their counts, largest first"), errors=(400,))
 @bp.get("/mostActiveUsers")
 def most_active_users():
-    return _top_counts(_model().popularity()[1], rescore_user=True)
+    return _top_counts(_model().popularity()[1], "most_active_users")
 
 
 @operation("The items a user interacted with (none for a user the model does not know).", answer=ids_answer(),
