@@ -155,6 +155,7 @@ KEY_ALIASES = {
     "headwater.als.logStrength": "headwater.als.log-strength",
     "headwater.als.rescorer-provider-class": "headwater.serving.rescorer",
     "headwater.serving.api.port": "headwater.serving.port",
+    "headwater.rdf.hyperparams.min-info-gain-nats": "headwater.rdf.hyperparams.min-info-gain",
 }
 
 
