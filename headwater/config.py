@@ -42,6 +42,7 @@ from headwater.constraints import (
     validate,
 )
 from headwater.kafka_settings import PROTOCOLS, SASL_MECHANISMS, KafkaSettings
+from headwater.oryx_keys import KEY_ALIASES, ORYX_ONLY_KEYS, with_canonical_keys
 
 REFERENCE_CONF = Path(__file__).with_name("reference.conf")
 # Sections whose keys are user-defined, so they are not checked against the reference files.
@@ -149,14 +150,6 @@ CORE_CONSTRAINTS: dict[str, Any] = {
 
 Layer = tuple[str, ConfigTree]
 
-# Oryx's names of keys whose concept headwater has under another name: a file or -D may use either.
-KEY_ALIASES = {
-    "headwater.ml.eval.hyperparam-search": "headwater.ml.eval.search",
-    "headwater.als.logStrength": "headwater.als.log-strength",
-    "headwater.als.rescorer-provider-class": "headwater.serving.rescorer",
-    "headwater.serving.api.port": "headwater.serving.port",
-    "headwater.rdf.hyperparams.min-info-gain-nats": "headwater.rdf.hyperparams.min-info-gain",
-}
 
 
 class Config:
@@ -263,7 +256,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
 
 
 def _checked(layers: Sequence[Layer]) -> Config:
-    layers = [_with_canonical_keys(layer) for layer in layers]
+    layers = [(name, with_canonical_keys(tree, name)) for name, tree in layers]
     core = (str(REFERENCE_CONF), _core_reference())
     app_name = _merge([core, *layers]).get("headwater.app", None)
     app = find_app(app_name) if app_name is not None else None
@@ -298,29 +291,6 @@ def _app_reference(app: App) -> Layer:
     return name, tree
 
 
-def _with_canonical_keys(layer: Layer) -> Layer:
-    """The layer with each of Oryx's key names (:data:`KEY_ALIASES`) moved to headwater's."""
-    name, tree = layer
-    present = [alias for alias in KEY_ALIASES if _has(tree, alias)]
-    if not present:
-        return layer
-    tree = tree.copy()
-    for alias in present:
-        canonical = KEY_ALIASES[alias]
-        if _has(tree, canonical):
-            raise ConfigError(f"{alias} and {canonical} name the same setting; set one of them (in {name})")
-        tree.put(canonical, tree.pop(alias))
-    return name, tree
-
-
-def _has(tree: ConfigTree, path: str) -> bool:
-    try:
-        tree.get(path)
-    except (ConfigException, KeyError):
-        return False
-    return True
-
-
 def _check_known_keys(layers: Sequence[Layer], references: Sequence[Layer], app: App | None) -> None:
     """Every key a file or override sets must be declared by the core's or the app's reference.conf."""
     known = {p for _, tree in references for p in _leaf_paths(tree)}
@@ -333,6 +303,9 @@ def _check_known_keys(layers: Sequence[Layer], references: Sequence[Layer], app:
                 continue
             if any(path.startswith(s + ".") or path == s for s in OPEN_SECTIONS):
                 continue
+            if path in ORYX_ONLY_KEYS:
+                raise ConfigError(f"{path} (in {name}) is Oryx's and has no headwater equivalent: "
+                                  f"{ORYX_ONLY_KEYS[path]}")
             declared_by = f"the core or app {app.name!r}" if app is not None else "the core (no headwater.app set)"
             raise ConfigError(f"{path} is not a headwater configuration key (in {name}; keys are declared by "
                               f"{declared_by})")

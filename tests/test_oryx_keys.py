@@ -45,3 +45,9 @@ def test_oryx_key_names_are_read_as_headwater_s(tmp_path):
         load_config(both)
     # the alias and headwater's own key in different layers: the later layer wins as usual
     assert load_config(conf, ["headwater.ml.eval.search=random"]).get("headwater.ml.eval.search") == "random"
+
+
+def test_oryx_only_keys_say_why_headwater_has_none():
+    """Point 9: min-model-load-fraction is unnecessary with an atomic swap, and the error says so."""
+    with pytest.raises(ConfigError, match="min-model-load-fraction .* is Oryx's .* swaps in a whole loaded model"):
+        _load("als", "headwater.serving.min-model-load-fraction=0.8")
