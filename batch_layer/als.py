@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from batch_layer.hyperparams import first_value
 from headwater.api import BatchApp, SplitData
 from headwater.apps.als import aggregation
 from headwater.apps.als.evaluation import biases_model, evaluate_factors, popularity_model
@@ -138,14 +139,15 @@ class ALSUpdate(BatchApp):
         return evaluate_factors(model, split.test_pairs, split.train_known)
 
     def baseline(self, split: ALSSplit) -> ALSFactors:
-        """Most popular items (implicit) or μ + b_u + b_i with the first ``bias-lambda`` (explicit)."""
+        """Most popular items (implicit) or μ + b_u + b_i with the first (or middle) ``bias-lambda`` (explicit)."""
         users, items, values = split.train_rows
         if self.implicit:
             return popularity_model(split.user_ids, split.item_ids,
                                     np.bincount(items[values > 0], minlength=len(split.item_ids)))
-        hyperparams = {"lambda": 0.0, "bias-lambda": self.config.get("headwater.als.hyperparams.bias-lambda")[0]}
+        bias_lambda = first_value(self.config.get("headwater.als.hyperparams.bias-lambda"))
+        hyperparams = {"lambda": 0.0, "bias-lambda": bias_lambda}
         if self.log_strength:
-            hyperparams["epsilon"] = self.config.get("headwater.als.hyperparams.epsilon")[0]
+            hyperparams["epsilon"] = first_value(self.config.get("headwater.als.hyperparams.epsilon"))
         return biases_model(split.user_ids, split.item_ids, *self._biases(split, self.settings(hyperparams)))
 
     def save_model(self, model: ALSFactors, split: ALSSplit, directory: Path) -> None:

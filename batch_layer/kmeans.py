@@ -9,7 +9,7 @@
 - ``evaluate``: on the test part, from the centres alone (so the champion is judged by the same code):
   per-cluster statistics summed in Spark give SSE and Davies-Bouldin, and the exact silhouette is
   taken on at most ``silhouette-sample`` rows. ``score`` is the silhouette, −Davies-Bouldin or
-  −(mean squared distance) as ``evaluation-strategy`` says (higher is better for the gate). With no
+  −(mean squared distance) or the Dunn index as ``evaluation-strategy`` says (higher is better for the gate). With no
   test rows at all (a tiny data set), the training rows are evaluated instead;
 - ``baseline``: one cluster at the mean of the train part (its silhouette is undefined, so with the
   default evaluation strategy it is logged but cannot gate; SSE and Davies-Bouldin can);
@@ -27,7 +27,8 @@ import numpy as np
 from batch_layer.recency import weight_column
 from headwater.api import BatchApp, SplitData
 from headwater.apps.kmeans.clusters import KMeansClusters, clustering_features
-from headwater.apps.kmeans.quality import ClusterStatistics, davies_bouldin, silhouette
+from headwater.apps.kmeans.quality import ClusterStatistics, davies_bouldin, dunn_index, silhouette
+from headwater.constraints import option_name
 from headwater.input_format import InputSchema
 
 VECTOR_COLUMN = "_features"
@@ -48,8 +49,8 @@ class KMeansUpdate(BatchApp):
         self.features = clustering_features(InputSchema.from_config(config))
         settings = config.section("headwater.kmeans")
         self.iterations = settings["iterations"]
-        self.initialization = settings["initialization-strategy"]
-        self.strategy = settings["evaluation-strategy"]
+        self.initialization = option_name(settings["initialization-strategy"])
+        self.strategy = option_name(settings["evaluation-strategy"])
         self.silhouette_sample = settings["silhouette-sample"]
         self.seed = config.get("headwater.ml.eval.seed")
 
@@ -93,11 +94,13 @@ class KMeansUpdate(BatchApp):
         metrics = {
             "silhouette": silhouette(sample, model.assign(sample)[0]) if len(sample) else float("nan"),
             "davies_bouldin": davies_bouldin(model.centers, stats),
+            "dunn": dunn_index(model.centers, stats),
             "mean_squared_distance": stats.mean_squared_distance,
             "sse": stats.sse,
             "empty_clusters": float((stats.counts == 0).sum()),
         }
         score = {"silhouette": metrics["silhouette"], "davies-bouldin": -metrics["davies_bouldin"],
+                 "dunn": metrics["dunn"],
                  "sse": -metrics["mean_squared_distance"]}[self.strategy]
         return {"score": score, **metrics}
 

@@ -20,6 +20,10 @@ all of the version's data (``BatchApp.all_training_data``) and that model is reg
 events are in the champion; the metrics logged stay the held-out ones of the candidate. A refit
 champion has seen part of any later test split, so its score there is logged but not compared.
 
+No evaluation (``headwater.ml.eval.test-fraction = 0``, as Oryx): one combination is chosen, built on all
+of the version's data (``all_training_data``), registered and promoted without a gate; the run's reason
+says so. There is nothing held out to compare a champion or a baseline on, and nothing to refit.
+
 Promotion is three steps in this order: ``before_promotion(version)`` (the runner tags the version
 with the update topic's end, ``update_offset``), the ``champion`` alias moves, ``publish`` sends the
 MODEL notice. A layer that (re)starts between two steps finds a consistent registry: the old champion,
@@ -127,14 +131,20 @@ class MLUpdate:
         from batch_layer.hyperparams import choose_combinations
 
         ev = self.config.section("headwater.ml.eval")
+        evaluated = ev["test-fraction"] > 0
         data.persist()
-        train, test = self.app.split(data)
+        if evaluated:
+            train, test = self.app.split(data)
+        else:
+            train = self.app.all_training_data(data)
+            test = train.limit(0)
         train.persist()
         test.persist()
         try:
             counts = {"input_rows": data.count(), "train_rows": train.count(), "test_rows": test.count()}
             split = self.app.prepare(data, train, test)
-            combos = choose_combinations(self.app.hyperparameter_space(), ev["candidates"], ev["search"], ev["seed"])
+            combos = choose_combinations(self.app.hyperparameter_space(), ev["candidates"] if evaluated else 1,
+                                         ev["search"], ev["seed"])
             experiment = registry.experiment_id(self.config)
             with mlflow.start_run(experiment_id=experiment, run_name=f"batch delta v{delta_version}") as parent:
                 run_id = parent.info.run_id
@@ -144,10 +154,11 @@ class MLUpdate:
                 mlflow.log_metrics({k: float(v) for k, v in counts.items()})
                 if data_window:
                     mlflow.log_params(data_window)
-                candidates = self._build_candidates(combos, split, experiment, run_id)
+                candidates = self._build_candidates(combos, split, experiment, run_id, evaluated)
                 lineage = {registry.TAG_INPUT_OFFSETS: registry.offsets_tag(input_offsets)} if input_offsets else {}
                 lineage.update({k: str(v) for k, v in (data_window or {}).items()})
-                result = self._decide(candidates, split, delta_version, {**counts, **lineage}, run_id)
+                decide = self._decide if evaluated else self._decide_unevaluated
+                result = decide(candidates, split, delta_version, {**counts, **lineage}, run_id)
         finally:
             for frame in (test, train, data):
                 frame.unpersist()
@@ -159,21 +170,23 @@ class MLUpdate:
 
     # -- candidates ---------------------------------------------------------------------------------
 
-    def _build_candidates(self, combos, split: SplitData, experiment: str, parent_run_id: str) -> list[Candidate]:
+    def _build_candidates(self, combos, split: SplitData, experiment: str, parent_run_id: str,
+                          evaluated: bool = True) -> list[Candidate]:
         from rich.progress import Progress
 
         candidates = [Candidate(n, params) for n, params in enumerate(combos)]
         workers = min(self.config.get("headwater.ml.eval.parallelism"), len(candidates))
         with Progress(transient=True) as progress, ThreadPoolExecutor(workers, "candidate") as pool:
             task = progress.add_task("training candidates", total=len(candidates))
-            futures = [pool.submit(self._build_candidate, c, split, experiment, parent_run_id)
+            futures = [pool.submit(self._build_candidate, c, split, experiment, parent_run_id, evaluated)
                        for c in candidates]
             for future in as_completed(futures):
                 future.result()
                 progress.advance(task)
         return candidates
 
-    def _build_candidate(self, candidate: Candidate, split: SplitData, experiment: str, parent_run_id: str) -> None:
+    def _build_candidate(self, candidate: Candidate, split: SplitData, experiment: str, parent_run_id: str,
+                         evaluated: bool = True) -> None:
         from mlflow.entities import Metric, Param
 
         mlflow_client = registry.client(self.config)
@@ -183,7 +196,7 @@ class MLUpdate:
         started = time.monotonic()
         try:
             candidate.model = self.app.build_model(split, candidate.hyperparams)
-            if candidate.model is not None:
+            if candidate.model is not None and evaluated:
                 candidate.metrics = self.app.evaluate(candidate.model, split)
         except Exception as exc:  # one failing candidate must not stop the others
             log.exception("candidate %d %s failed", candidate.index, candidate.hyperparams)
@@ -233,15 +246,8 @@ class MLUpdate:
             mlflow.log_params({f"best_{k}": v for k, v in best.hyperparams.items()})
             mlflow.log_metrics({f"best_{k}": v for k, v in _finite(best.metrics).items()})
             model, model_split = self._refit(best, split)
-            tags = {registry.TAG_LAYER: "batch", registry.TAG_DELTA_VERSION: delta_version,
-                    "candidate_run_id": best.run_id, "score": best.score,
-                    TAG_REFIT: str(model_split is not split).lower(), **version_tags, **self.app.describe(model),
-                    promotion.TAG_GATE: "passed" if promoted else "failed"}
-            with tempfile.TemporaryDirectory(prefix="headwater-model-") as directory:
-                self.app.save_model(model, model_split, Path(directory))
-                registered = registry.log_and_register(
-                    self.config, Path(directory), self.config.app.resolve("pyfunc")(), tags,
-                    aliases=[], run_id=run_id, signature=self.app.model_signature(model))
+            registered = self._register(best, model, model_split, delta_version, version_tags, run_id,
+                                        refit=model_split is not split, gate_passed=promoted)
         if best is not None:
             self._log_drift_profile(model_split)
         mlflow.set_tags({"promoted": str(promoted).lower(), "reason": reason[:5000],
@@ -261,6 +267,36 @@ class MLUpdate:
         if profile is not None:
             mlflow.log_dict(profile, registry.DRIFT_PROFILE_ARTIFACT)
             mlflow.log_metric("drift_profile_seconds", time.monotonic() - started)
+
+    def _decide_unevaluated(self, candidates, split: SplitData, delta_version, version_tags, run_id) -> UpdateResult:
+        """test-fraction = 0: the one candidate, built on all the data, is registered and promoted ungated."""
+        import mlflow
+
+        best = next((c for c in candidates if c.model is not None), None)
+        registered = None
+        if best is None:
+            promoted, reason = False, "no candidate could be built"
+        else:
+            promoted, reason = True, "no evaluation (test-fraction = 0): built on all of the data, published ungated"
+            mlflow.log_params({f"best_{k}": v for k, v in best.hyperparams.items()})
+            registered = self._register(best, best.model, split, delta_version, version_tags, run_id, refit=True,
+                                        gate_passed=True)
+            self._log_drift_profile(split)
+        mlflow.set_tags({"promoted": str(promoted).lower(), "reason": reason,
+                         "registered_version": registered.version if registered else "none"})
+        return UpdateResult(run_id, promoted, reason, candidates, best, registered)
+
+    def _register(self, best: Candidate, model, model_split: SplitData, delta_version, version_tags, run_id,
+                  refit: bool, gate_passed: bool) -> registry.RegisteredModel:
+        tags = {registry.TAG_LAYER: "batch", registry.TAG_DELTA_VERSION: delta_version,
+                "candidate_run_id": best.run_id, **({} if best.score is None else {"score": best.score}),
+                TAG_REFIT: str(refit).lower(), **version_tags, **self.app.describe(model),
+                promotion.TAG_GATE: "passed" if gate_passed else "failed"}
+        with tempfile.TemporaryDirectory(prefix="headwater-model-") as directory:
+            self.app.save_model(model, model_split, Path(directory))
+            return registry.log_and_register(
+                self.config, Path(directory), self.config.app.resolve("pyfunc")(), tags,
+                aliases=[], run_id=run_id, signature=self.app.model_signature(model))
 
     def _promote(self, result: UpdateResult, delta_version) -> UpdateResult:
         """Tag, move the alias, announce (see the module docstring); a failure leaves the old champion."""

@@ -42,6 +42,7 @@ from headwater.constraints import (
     validate,
 )
 from headwater.kafka_settings import PROTOCOLS, SASL_MECHANISMS, KafkaSettings
+from headwater.oryx_keys import KEY_ALIASES, ORYX_ONLY_KEYS, with_canonical_keys
 
 REFERENCE_CONF = Path(__file__).with_name("reference.conf")
 # Sections whose keys are user-defined, so they are not checked against the reference files.
@@ -153,10 +154,10 @@ CORE_CONSTRAINTS: dict[str, Any] = {
     "headwater.input-schema.ignored-features": STRINGS,
     "headwater.input-schema.id-features": STRINGS,
     "headwater.input-schema.target-feature": Optional(STRING),
-    "headwater.ml.eval.test-fraction": Interval(float, 0, 1, closed_low=False, closed_high=False),
+    "headwater.ml.eval.test-fraction": Interval(float, 0, 1, closed_high=False),
     "headwater.ml.eval.candidates": Interval(int, 1),
     "headwater.ml.eval.parallelism": Interval(int, 1),
-    "headwater.ml.eval.search": Options(("random", "grid")),
+    "headwater.ml.eval.search": Options(("random", "grid"), any_case=True),
     "headwater.ml.eval.threshold": Optional(Interval(float)),
     "headwater.ml.eval.max-regression": Interval(float, 0),
     "headwater.ml.eval.beat-baseline": BOOL,
@@ -165,6 +166,7 @@ CORE_CONSTRAINTS: dict[str, Any] = {
 }
 
 Layer = tuple[str, ConfigTree]
+
 
 
 class Config:
@@ -271,6 +273,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
 
 
 def _checked(layers: Sequence[Layer]) -> Config:
+    layers = [(name, with_canonical_keys(tree, name)) for name, tree in layers]
     core = (str(REFERENCE_CONF), _core_reference())
     app_name = _merge([core, *layers]).get("headwater.app", None)
     app = find_app(app_name) if app_name is not None else None
@@ -313,8 +316,13 @@ def _check_known_keys(layers: Sequence[Layer], references: Sequence[Layer], app:
         for path in _leaf_paths(layer):
             if path in known or path in known_prefixes:  # a prefix: e.g. an empty object for a known section
                 continue
+            if any(path.startswith(k + ".") for k in known):  # an object as a key's value: a range {min, max}
+                continue
             if any(path.startswith(s + ".") or path == s for s in OPEN_SECTIONS):
                 continue
+            if path in ORYX_ONLY_KEYS:
+                raise ConfigError(f"{path} (in {name}) is Oryx's and has no headwater equivalent: "
+                                  f"{ORYX_ONLY_KEYS[path]}")
             declared_by = f"the core or app {app.name!r}" if app is not None else "the core (no headwater.app set)"
             raise ConfigError(f"{path} is not a headwater configuration key (in {name}; keys are declared by "
                               f"{declared_by})")
@@ -379,4 +387,5 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["CORE_CONSTRAINTS", "OVERRIDES_ENV", "Config", "ConfigError", "load_config", "overrides_from_environment"]
+__all__ = ["CORE_CONSTRAINTS", "KEY_ALIASES", "OVERRIDES_ENV", "Config", "ConfigError", "load_config",
+           "overrides_from_environment"]

@@ -51,15 +51,27 @@ class Interval:
         return f"{name} in the range {left}{lo}, {hi}{right}"
 
 
+def option_name(value: Any) -> Any:
+    """The canonical spelling of a strategy name: lower case, ``_`` as ``-`` (Oryx writes ``DAVIES_BOULDIN``).
+
+    >>> option_name("DAVIES_BOULDIN"), option_name("k-means||")
+    ('davies-bouldin', 'k-means||')
+    """
+    return value.strip().lower().replace("_", "-") if isinstance(value, str) else value
+
+
 @dataclass(frozen=True)
 class Options:
-    """One of a fixed set of strings."""
+    """One of a fixed set of strings; with ``any_case``, in any case and with ``_`` for ``-``
+    (read it back with :func:`option_name`)."""
 
     values: tuple[str, ...]
+    any_case: bool = False
 
     def check(self, value: Any) -> str | None:
-        if value not in self.values:
-            return "must be one of " + ", ".join(repr(v) for v in self.values)
+        if (option_name(value) if self.any_case else value) not in self.values:
+            return "must be one of " + ", ".join(repr(v) for v in self.values) + (
+                " (any case)" if self.any_case else "")
         return None
 
 
@@ -90,6 +102,46 @@ class ListOf:
             problem = self.item.check(v)
             if problem:
                 return f"must be a list whose items each {problem.removeprefix('must ')}"
+        return None
+
+
+@dataclass(frozen=True)
+class HyperParam:
+    """A hyperparameter's values to try: a scalar (fixed, as Oryx), a non-empty list (discrete values), or,
+    for numbers, a range ``{min, max}`` with an optional ``scale`` of ``linear`` (default) or ``log``.
+
+    >>> HyperParam(Interval(float, 0)).check({"min": 0.001, "max": 0.1, "scale": "log"}) is None
+    True
+    >>> HyperParam(Interval(int, 1)).check(10) is None
+    True
+    """
+
+    item: Any
+
+    def check(self, value: Any) -> str | None:
+        if isinstance(value, list):
+            return ListOf(self.item).check(value)
+        if isinstance(value, dict):
+            return self._check_range(value)
+        problem = self.item.check(value)
+        return None if problem is None else f"{problem}, a list of such values or a range {{min, max}}"
+
+    def _check_range(self, value: dict) -> str | None:
+        if not isinstance(self.item, Interval):
+            return "must be a value or a list of values (a range {min, max} is for numbers)"
+        if set(value) - {"min", "max", "scale"} or "min" not in value or "max" not in value:
+            return "must be a range with keys min, max and optionally scale"
+        for bound in ("min", "max"):
+            problem = self.item.check(value[bound])
+            if problem:
+                return f"must be a range whose {bound} {problem.removeprefix('must ')}"
+        if value["min"] > value["max"]:
+            return "must be a range whose min is at most its max"
+        scale = value.get("scale", "linear")
+        if scale not in ("linear", "log"):
+            return "must be a range whose scale is 'linear' or 'log'"
+        if scale == "log" and value["min"] <= 0:
+            return "must be a range whose min is above 0 on a log scale"
         return None
 
 
@@ -142,5 +194,5 @@ def validate(get: Callable[[str], Any], source_of: Callable[[str], str], constra
             raise ConfigError(f"{path} {problem} in {source_of(path)}, got {shown}")
 
 
-__all__ = ["BOOL", "NON_EMPTY_STRING", "STRING", "STRINGS", "ConfigError", "ContextPath", "Interval", "ListOf",
-           "OfType", "Optional", "Options", "validate"]
+__all__ = ["BOOL", "NON_EMPTY_STRING", "STRING", "STRINGS", "ConfigError", "ContextPath", "HyperParam", "Interval",
+           "ListOf", "OfType", "Optional", "Options", "option_name", "validate"]

@@ -15,7 +15,7 @@ import time
 import numpy as np
 from flask import Blueprint, jsonify, request
 
-from serving_layer import formats
+from serving_layer import formats, rescorers
 from serving_layer.als_model import ALSServingModel, Query
 from serving_layer.app_context import input_format, models, rescorer, send_input_lines
 from serving_layer.errors import ApiError, not_found
@@ -29,6 +29,7 @@ from serving_layer.operations import (
     ids_answer,
     lines_body,
     operation,
+    value_answer,
     values_answer,
 )
 
@@ -57,18 +58,18 @@ def _item_vector(model: ALSServingModel, item: str) -> np.ndarray:
     return vector
 
 
-def _rescorer(user):
-    """The configured rescorer bound to this request's user and ``rescorerParams``, or None."""
-    rescore = rescorer()
-    if rescore is None:
+def _rescorer(use: str, *subjects):
+    """The configured providers' rescorer for this use (a :mod:`serving_layer.rescorers` hook name), given
+    the use's user or item IDs and the request's ``rescorerParams``; None without one."""
+    provider = rescorer()
+    if provider is None:
         return None
-    params = request.args.getlist("rescorerParams")
-    return lambda ids, scores: rescore(user, ids, scores, params)
+    return getattr(provider, use)(*subjects, request.args.getlist("rescorerParams"))
 
 
-def _ranked(model, query, exclude=None, cosine=False, user=None):
+def _ranked(model, query, exclude=None, cosine=False, rescoring=None):
     how_many, offset = formats.paging()
-    top = model.top_n(query, how_many + offset, exclude, cosine, _rescorer(user))
+    top = model.top_n(query, how_many + offset, exclude, cosine, rescorers.hook(rescoring))
     return formats.id_values(top[offset:])
 
 
@@ -84,7 +85,7 @@ def recommend(user):
     model = _model()
     query = _user_query(model, user)
     exclude = None if formats.bool_param("considerKnownItems") else model.known_rows(user)
-    return _ranked(model, query, exclude, user=user)
+    return _ranked(model, query, exclude, rescoring=_rescorer("recommend", [user]))
 
 
 @operation("Items to recommend to a group of users (the mean of their vectors).",
@@ -96,7 +97,7 @@ def recommend_to_many(users):
     queries = [_user_query(model, u) for u in names]
     query = Query(np.mean([q.vector for q in queries], axis=0), float(np.mean([q.offset for q in queries])))
     exclude = None if formats.bool_param("considerKnownItems") else model.known_rows(*names)
-    return _ranked(model, query, exclude, user=names)
+    return _ranked(model, query, exclude, rescoring=_rescorer("recommend", names))
 
 
 @operation("Items to recommend to a user who is not in the model, from the items they like.",
@@ -106,9 +107,10 @@ def recommend_to_anonymous(items):
     model = _model()
     pairs = formats.parse_item_values(formats.path_ids(items, "item"))
     query = model.solve_user(pairs)
-    if query is None:
-        raise ApiError(404, "none of the items is in the model", items=[i for i, _ in pairs])
-    return _ranked(model, query, model.items.rows(i for i, _ in pairs))
+    if query is None:  # Oryx: 400, the request names nothing to recommend from
+        raise ApiError(400, "none of the items is in the model", items=[i for i, _ in pairs])
+    return _ranked(model, query, model.items.rows(i for i, _ in pairs),
+                   rescoring=_rescorer("recommend_to_anonymous", [i for i, _ in pairs]))
 
 
 @operation("Items to recommend to a user, as if they also liked the given items.",
@@ -122,18 +124,21 @@ def recommend_with_context(user, items):
     without_context = _user_query(model, user)
     query = model.solve_user(pairs, user=user) or without_context
     known = () if formats.bool_param("considerKnownItems") else (user,)
-    return _ranked(model, query, model.known_rows(*known, extra=[i for i, _ in pairs]), user=user)
+    return _ranked(model, query, model.known_rows(*known, extra=[i for i, _ in pairs]),
+                   rescoring=_rescorer("recommend", [user]))
 
 
-@operation("Items most similar to all of the given items (cosine).", query=RANKING,
-           answer=id_values_answer(), path={"items": ITEMS})
+@operation("Items most similar to all of the given items: the cosine to the sum of their vectors, as Oryx.",
+           query=RANKING, answer=id_values_answer(), path={"items": ITEMS})
 @bp.get("/similarity/<path:items>")
 def similarity(items):
     model = _model()
     names = formats.path_ids(items, "item")
-    vectors = [_item_vector(model, i) for i in names]
-    query = np.mean([v / (np.linalg.norm(v) or 1.0) for v in vectors], axis=0)
-    return _ranked(model, query, model.items.rows(names), cosine=True)
+    # Oryx's CosineAverageFunction: the cosine of each item to the sum of the raw vectors (the ranker's
+    # cosine divides by each item's norm; the query's is divided here, so the scores are cosines)
+    summed = np.sum([_item_vector(model, i) for i in names], axis=0, dtype=np.float64)
+    query = (summed / (np.linalg.norm(summed) or 1.0)).astype(np.float32)
+    return _ranked(model, query, model.items.rows(names), cosine=True, rescoring=_rescorer("most_similar_items"))
 
 
 @operation("Cosine similarity of each given item to one item.", answer=values_answer(),
@@ -154,14 +159,14 @@ def estimate(user, items):
 
 
 @operation("Estimated strength for one item of a user who is not in the model.",
-           answer=values_answer(what="one value"),
+           answer=value_answer(what="one value"),
            path={"to_item": "the item to estimate for", "items": ITEM_VALUES})
 @bp.get("/estimateForAnonymous/<to_item>/<path:items>")
 def estimate_for_anonymous(to_item, items):
     model = _model()
     _item_vector(model, to_item)
     query = model.solve_user(formats.parse_item_values(formats.path_ids(items, "item")))
-    return formats.values(model.estimates(query, [to_item]))
+    return formats.value(model.estimates(query, [to_item])[0])
 
 
 @operation("The user's known items that most explain a recommendation of the item.", query=PAGING,
@@ -170,9 +175,7 @@ def estimate_for_anonymous(to_item, items):
 def because(user, item):
     model = _model()
     vector = _item_vector(model, item)
-    if not model.has_user(user):
-        raise not_found("user", user)
-    pairs = model.cosine_to(vector, model.known_items(user))
+    pairs = model.cosine_to(vector, model.known_items(user))  # an unknown user knows nothing: [] (Oryx)
     return _page(sorted(pairs, key=lambda p: -p[1]))
 
 
@@ -195,14 +198,13 @@ def popular_representative_items():
     return formats.ids(view.ids[np.argmax(view.vectors, axis=0)].tolist() if len(view.ids) else [])
 
 
-def _top_counts(counts, rescore_user=False):
+def _top_counts(counts, use: str):
+    """The largest counts, less what the use's rescorer filters (Oryx: only isFiltered counts here)."""
     how_many, offset = formats.paging()
     ranked = counts.most_common()
-    rescore = None if rescore_user else _rescorer(None)
-    if rescore is not None and ranked:
-        ids = np.array([i for i, _ in ranked], dtype=object)
-        keep = np.isfinite(np.asarray(rescore(ids, np.array([c for _, c in ranked], dtype=float)), dtype=float))
-        ranked = [pair for pair, k in zip(ranked, keep) if k]
+    rescoring = _rescorer(use)
+    if rescoring is not None and ranked:
+        ranked = [pair for pair, k in zip(ranked, rescorers.kept(rescoring, [i for i, _ in ranked])) if k]
     return formats.id_values(ranked[offset:offset + how_many], value_name="count")
 
 
@@ -210,23 +212,21 @@ def _top_counts(counts, rescore_user=False):
            answer=id_values_answer("count", "IDs with their counts, largest first"), errors=(400,))
 @bp.get("/mostPopularItems")
 def most_popular_items():
-    return _top_counts(_model().popularity()[0])
+    return _top_counts(_model().popularity()[0], "most_popular_items")
 
 
 @operation("Users with the most items.", query=PAGING,
            answer=id_values_answer("count", "IDs with their counts, largest first"), errors=(400,))
 @bp.get("/mostActiveUsers")
 def most_active_users():
-    return _top_counts(_model().popularity()[1], rescore_user=True)
+    return _top_counts(_model().popularity()[1], "most_active_users")
 
 
-@operation("The items a user interacted with.", answer=ids_answer(), path={"user": "a user ID"})
+@operation("The items a user interacted with (none for a user the model does not know).", answer=ids_answer(),
+           path={"user": "a user ID"}, errors=())
 @bp.get("/knownItems/<user>")
 def known_items(user):
-    model = _model()
-    if not model.has_user(user):
-        raise not_found("user", user)
-    return formats.ids(model.known_items(user))
+    return formats.ids(_model().known_items(user))  # an unknown user knows nothing: [] (Oryx)
 
 
 @operation("Every item ID in the model.", answer=ids_answer(), errors=())

@@ -29,6 +29,7 @@ import numpy as np
 
 from headwater.apps.als import updates
 from headwater.apps.als.factors import ALSFactors, summarize
+from headwater.apps.als.ratings import RatingStore
 from headwater.apps.als.solves import explicit_solve, implicit_solve
 from headwater.apps.als.strengths import effective_values, stored_values
 from headwater.input_bounds import DEFAULT_BOUNDS, InputBounds
@@ -48,7 +49,7 @@ class ALSServingModel:
     """User and item factor tables, each user's values; answers top-N, estimates and exact solves."""
 
     def __init__(self, factors: ALSFactors, version: int | None = None, ranking: RankingSettings | None = None,
-                 max_id_length: int = DEFAULT_BOUNDS.max_id_length):
+                 max_id_length: int = DEFAULT_BOUNDS.max_id_length, no_known_items: bool = False):
         self.version = version
         self.settings = factors.settings
         self.implicit = factors.implicit
@@ -56,7 +57,10 @@ class ALSServingModel:
         self.reference_time_ms, self.newest_event_ms = factors.reference_time_ms, factors.newest_event_ms
         self.users = FactorTable(factors.user_ids, factors.X, factors.user_bias, max_id_length)
         self.items = FactorTable(factors.item_ids, factors.Y, factors.item_bias, max_id_length)
-        self.values = UserValues(factors.user_ids, factors.item_ids, factors.ratings)
+        # no-known-items (Oryx's, for memory): no user's values are kept, so no item is known to anyone
+        self.no_known_items = no_known_items
+        ratings = RatingStore.from_pairs(len(factors.user_ids), [], [], []) if no_known_items else factors.ratings
+        self.values = UserValues(factors.user_ids, factors.item_ids, ratings)
         self.updates_applied = 0
         self.last_update_time: float | None = None
         self.recent_users: set[str] = set()  # users UPs added after the load (see retain_recent)
@@ -68,7 +72,8 @@ class ALSServingModel:
     def from_registered(cls, registered, config=None) -> ALSServingModel:
         bounds = DEFAULT_BOUNDS if config is None else InputBounds.from_config(config)
         return cls(ALSFactors.load(registered.path), version=registered.version,
-                   ranking=RankingSettings.from_config(config), max_id_length=bounds.max_id_length)
+                   ranking=RankingSettings.from_config(config), max_id_length=bounds.max_id_length,
+                   no_known_items=config is not None and config.get("headwater.als.no-known-items"))
 
     @property
     def features(self) -> int:
@@ -88,7 +93,7 @@ class ALSServingModel:
             if update.side == updates.USER and table.index.get(update.id) is None:
                 self.recent_users.add(update.id)
             table.upsert(update.id, update.vector, update.bias)
-            if update.values:
+            if update.values and not self.no_known_items:
                 self.values.apply(update.id, update.values)
             self.updates_applied += 1
             self.last_update_time = time.time()
@@ -157,14 +162,16 @@ class ALSServingModel:
         return [(item, score + offset) for item, score in top] if offset else top
 
     def estimates(self, query: Query | None, item_ids: list[str]) -> list[float]:
-        """μ + b_u + b_i + x·y per item; what the model does not know (no query: an unknown user) counts 0."""
+        """μ + b_u + b_i + x·y per item; an item the model does not know is 0 (as Oryx), and so is what the model
+        does not know of a user (no query: μ + b_i)."""
         result = []
         for item in item_ids:
             vector = self.items.vector(item)
-            estimate = self.mu if query is None else query.offset
-            if vector is not None:
-                estimate += self.items.bias(item) + (0.0 if query is None else float(np.dot(query.vector, vector)))
-            result.append(float(estimate))
+            if vector is None:
+                result.append(0.0)
+                continue
+            estimate = self.mu if query is None else query.offset + float(np.dot(query.vector, vector))
+            result.append(float(estimate + self.items.bias(item)))
         return result
 
     def cosine_to(self, vector, item_ids: list[str]) -> list[tuple[str, float]]:

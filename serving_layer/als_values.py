@@ -2,17 +2,18 @@
 
 The values a model was loaded with stay in its compact :class:`~headwater.apps.als.ratings.RatingStore`
 (12 bytes per value, columns = the item table's rows, which never move); a user changed by an UP message
-gets a dict of its own (written whole, so a reader sees the old or the new one). Known items are the
-positive values; popularity counts (users per item, items per user) are recounted only after writes.
+gets a dict of its own (written whole, so a reader sees the old or the new one). Known items are every
+pair with a value, negative and zero too (Oryx's: only a delete removes one); popularity counts (users
+per item, items per user) are recounted only after writes.
 
 >>> from headwater.apps.als.ratings import RatingStore
 >>> values = UserValues(["u1", "u2"], ["a", "b"], RatingStore.from_pairs(2, [0, 0, 1], [0, 1, 1], [4.0, -1.0, 2.0]))
 >>> values.of("u1"), values.known("u1")
-({'a': 4.0, 'b': -1.0}, ['a'])
+({'a': 4.0, 'b': -1.0}, ['a', 'b'])
 >>> values.apply("u1", {"a": float("nan"), "c": 1.0}); values.of("u1"), values.known("u9")
 ({'b': -1.0, 'c': 1.0}, [])
 >>> values.popularity()[0].most_common(1)
-[('b', 1)]
+[('b', 2)]
 """
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ class UserValues:
         return dict(zip(self._item_ids[cols].tolist(), values.tolist()))
 
     def known(self, user: str) -> list[str]:
-        """The items with a positive value, sorted."""
-        return sorted(item for item, value in self.of(user).items() if value > 0)
+        """The items the user has a value for (any sign: Oryx's known items), sorted."""
+        return sorted(self.of(user))
 
     def apply(self, user: str, values: dict[str, float]) -> None:
         """Write a user's changed values (NaN removes a pair); single writer."""
@@ -67,7 +68,7 @@ class UserValues:
         self.writes += 1
 
     def popularity(self) -> tuple[Counter, Counter]:
-        """(users per item, items per user) over the positive values, recounted only after writes."""
+        """(users per item, items per user) over the known pairs, recounted only after writes."""
         cached = self._counts
         if cached is None or cached[0] != self.writes:
             stamp = self.writes
@@ -75,15 +76,14 @@ class UserValues:
             overridden = np.zeros(self._base.n_rows, dtype=bool)
             overridden[[self._base_row[u] for u, _ in changed if u in self._base_row]] = True
             rows = np.repeat(np.arange(self._base.n_rows), np.diff(self._base.indptr))
-            positive = (self._base.values > 0) & ~overridden[rows]
+            kept = ~overridden[rows]
             items = Counter(dict(zip(self._item_ids.tolist(), np.bincount(
-                self._base.cols[positive], minlength=len(self._item_ids)).tolist())))
-            per_user = np.bincount(rows[positive], minlength=self._base.n_rows)
+                self._base.cols[kept], minlength=len(self._item_ids)).tolist())))
+            per_user = np.bincount(rows[kept], minlength=self._base.n_rows)
             users = Counter(dict(zip(self._base_row, per_user.tolist())))
             for user, values in changed:
-                known = [item for item, value in values.items() if value > 0]
-                items.update(known)
-                users[user] = len(known)
+                items.update(values.keys())  # one per known item (a mapping would add its values)
+                users[user] = len(values)
             cached = (stamp, +items, +users)  # unary + drops zero counts
             self._counts = cached
         return cached[1], cached[2]

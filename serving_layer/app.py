@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import logging
 import os
-import pkgutil
 import time
-from collections.abc import Callable
 
 from flask import Flask, jsonify
 
-from headwater.config import Config, ConfigError
+from headwater.config import Config
 from serving_layer import (
     auth,
     compression,
@@ -40,25 +38,9 @@ from serving_layer import (
 from serving_layer.app_context import MODELS, RESCORER, SHADOW, models
 from serving_layer.model_manager import ModelManager
 from serving_layer.operations import Answer, operation, public
+from serving_layer.rescorers import load_provider
 
 log = logging.getLogger(__name__)
-
-
-def load_rescorer(config: Config) -> Callable | None:
-    """The ``headwater.serving.rescorer`` callable (``module:callable``), imported once at start-up."""
-    name = config.get("headwater.serving.rescorer", None)
-    if not name:
-        return None
-    try:
-        if ":" not in name:
-            raise ImportError("expected 'package.module:callable'")
-        rescorer = pkgutil.resolve_name(name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"headwater.serving.rescorer {name!r} in {config.source_of('headwater.serving.rescorer')} "
-                          f"cannot be imported: {exc}") from None
-    if not callable(rescorer):
-        raise ConfigError(f"headwater.serving.rescorer {name!r} is not callable")
-    return rescorer
 
 
 @public
@@ -83,7 +65,7 @@ def create_app(config: Config, model_manager: ModelManager | None = None) -> Fla
     app.url_map.merge_slashes = False
     manager = model_manager or ModelManager(config, config.app.resolve("serving_model"))
     app.extensions[MODELS] = manager
-    app.extensions[RESCORER] = load_rescorer(config)
+    app.extensions[RESCORER] = load_provider(config)
     errors.init_app(app)
     auth.init_app(app, config)
     model_router.init_app(app, manager)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 
 from flask import current_app
 
 from serving_layer.errors import ApiError
 from serving_layer.model_manager import ModelManager
+from serving_layer.rescorers import RescorerProvider
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ def models() -> ModelManager:
     return current_app.extensions[MODELS]
 
 
-def rescorer() -> Callable | None:
-    """The configured ``headwater.serving.rescorer``, or None."""
+def rescorer() -> RescorerProvider | None:
+    """The providers ``headwater.serving.rescorer`` names, combined (:mod:`serving_layer.rescorers`), or None."""
     return current_app.extensions.get(RESCORER)
 
 

@@ -3,8 +3,9 @@
 Answers are CSV by default (Oryx: ``id,value`` per line) and JSON when the client's ``Accept``
 prefers ``application/json``. Query parameters and path segments are validated with messages that
 name the value (a 400, never a 500). Request bodies are bounded: at most
-``headwater.serving.max-body-bytes`` as sent, and a gzip/deflate body is inflated as a stream that
-stops at ``headwater.serving.max-inflated-bytes`` (a gzip bomb costs that much, not its full size).
+``headwater.serving.max-body-bytes`` as sent, and a gzip/deflate/zip body or multipart part is inflated
+as a stream that stops at ``headwater.serving.max-inflated-bytes`` (:mod:`serving_layer.uploads`: a bomb
+costs that much, not its full size).
 
 >>> parse_item_values(["i1=2.5", "i2"])
 [('i1', 2.5), ('i2', 1.0)]
@@ -13,21 +14,19 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from collections.abc import Iterable, Iterator
 
 from flask import Response, current_app, request
 
 from serving_layer.errors import ApiError, bad_parameter
+from serving_layer.uploads import decoded_body, too_large
 
 CSV = "text/csv"
 JSON = "application/json"
 # Oryx caps howMany + offset; so do we, so one request cannot ask to rank and render every item.
 MAX_RESULTS = 100_000
-# how much of a request body is read (and inflated) at a time
+# how much of a request body is read at a time
 BODY_CHUNK_BYTES = 64 * 1024
-# zlib window bits: gzip framing, zlib (HTTP's "deflate") framing
-WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 def wants_json() -> bool:
@@ -57,6 +56,11 @@ def id_values(pairs: list[tuple[str, float]], value_name: str = "value") -> Resp
 
 def values(numbers: list) -> Response:
     return _render(numbers, (str(v) for v in numbers))
+
+
+def value(single) -> Response:
+    """One value, as Oryx answers a single-value endpoint: the bare value in JSON, one line in CSV."""
+    return _render(single, [csv_field(single)])
 
 
 def ids(names: list) -> Response:
@@ -130,26 +134,19 @@ def path_ids(path: str, what: str) -> list[str]:
 
 
 def body_text() -> str:
-    """The request body as text, inflating ``Content-Encoding: gzip`` or ``deflate``, within the size limits."""
+    """The request body as text, decoded as :mod:`serving_layer.uploads` says (gzip/deflate, zip, multipart
+    parts), within the size limits."""
     config = current_app.config["HEADWATER"]
     max_body = config.get("headwater.serving.max-body-bytes")
     encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
-    if encoding not in ("identity", *WBITS):
-        raise ApiError(415, f"Content-Encoding {encoding!r} is not supported (use gzip or deflate)")
     if request.content_length is not None and request.content_length > max_body:
-        raise _too_large(f"the request body has {request.content_length} bytes", max_body, "max-body-bytes")
-    chunks = _body_chunks(max_body)
-    if encoding != "identity":
-        chunks = _inflated(chunks, encoding, config.get("headwater.serving.max-inflated-bytes"))
-    data = b"".join(chunks)
+        raise too_large(f"the request body has {request.content_length} bytes", max_body, "max-body-bytes")
+    data = decoded_body(_body_chunks(max_body), request.headers.get("Content-Type"), encoding,
+                        config.get("headwater.serving.max-inflated-bytes"))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"the body is not UTF-8 text: {exc}") from None
-
-
-def _too_large(what: str, limit: int, key: str) -> ApiError:
-    return ApiError(413, f"{what}, more than {limit} (headwater.serving.{key})", limit=limit)
 
 
 def _body_chunks(limit: int) -> Iterator[bytes]:
@@ -158,36 +155,8 @@ def _body_chunks(limit: int) -> Iterator[bytes]:
     while chunk := stream.read(BODY_CHUNK_BYTES):
         size += len(chunk)
         if size > limit:
-            raise _too_large("the request body is larger", limit, "max-body-bytes")
+            raise too_large("the request body is larger", limit, "max-body-bytes")
         yield chunk
-
-
-def _inflated(chunks: Iterable[bytes], encoding: str, limit: int) -> Iterator[bytes]:
-    """Inflate ``chunks`` as a stream (concatenated gzip members too), a 413 past ``limit`` output bytes."""
-    inflater, size, started = zlib.decompressobj(WBITS[encoding]), 0, False
-    try:
-        for chunk in chunks:
-            started = True
-            data = chunk
-            while data:
-                # never more than the limit allows (+1 to notice going past it): a bomb stops here
-                out = inflater.decompress(data, limit + 1 - size)
-                size += len(out)
-                if size > limit:
-                    raise _too_large(f"the {encoding} body inflates to more bytes", limit, "max-inflated-bytes")
-                yield out
-                if inflater.eof:
-                    data = inflater.unused_data
-                    if data and encoding == "gzip":  # another gzip member follows
-                        inflater = zlib.decompressobj(WBITS[encoding])
-                    elif data:
-                        raise ApiError(400, f"the body has data after the end of the {encoding} stream")
-                else:
-                    data = inflater.unconsumed_tail
-        if started and not inflater.eof:
-            raise ApiError(400, f"the body is not valid {encoding} data: it ends before the stream does")
-    except zlib.error as exc:
-        raise ApiError(400, f"the body is not valid {encoding} data: {exc}") from None
 
 
 def body_lines() -> list[str]:

@@ -22,7 +22,7 @@ from headwater.apps.kmeans import updates
 from headwater.apps.kmeans.clusters import KMeansClusters
 from serving_layer import formats
 from serving_layer.app_context import input_format, models, send_input_lines
-from serving_layer.operations import SENT_ANSWER, lines_body, operation, values_answer
+from serving_layer.operations import SENT_ANSWER, lines_body, operation, value_answer, values_answer
 
 bp = Blueprint("kmeans", __name__)
 DATUM = "one input line following headwater.input-schema (CSV or a JSON array), URL-encoded"
@@ -67,11 +67,11 @@ def _nearest(lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return model.assign(model.clusters.points(table))
 
 
-@operation("The index of the nearest cluster centre to a datum.", answer=values_answer(CLUSTER, "one index"),
+@operation("The index of the nearest cluster centre to a datum.", answer=value_answer(CLUSTER, "one index"),
            path={"datum": DATUM}, errors=(400,))
 @bp.get("/assign/<path:datum>")
 def assign_one(datum):
-    return formats.values(_nearest([datum])[0].tolist())
+    return formats.value(_nearest([datum])[0].tolist()[0])
 
 
 @operation("The nearest cluster centre of each datum, all or nothing.", answer=values_answer(CLUSTER),
@@ -82,11 +82,11 @@ def assign_many():
     return formats.values(_nearest(lines)[0].tolist() if lines else [])
 
 
-@operation("The distance from a datum to its nearest cluster centre.", answer=values_answer(what="one distance"),
+@operation("The distance from a datum to its nearest cluster centre.", answer=value_answer(what="one distance"),
            path={"datum": DATUM}, errors=(400,))
 @bp.get("/distanceToNearest/<path:datum>")
 def distance_to_nearest(datum):
-    return formats.values(_nearest([datum])[1].tolist())
+    return formats.value(_nearest([datum])[1].tolist()[0])
 
 
 @operation("Send one datum to the input topic (the centres move with the speed layer).", writes=True,

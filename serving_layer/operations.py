@@ -60,7 +60,8 @@ class Body:
 
 
 LINES_BODY_NOTE = ("One item per line; blank lines are skipped. `Content-Encoding: gzip` or `deflate` "
-                   "compresses the body. Multipart bodies are not accepted.")
+                   "compresses the body; `application/zip` sends the files of an archive; a `multipart/form-data` "
+                   "body sends several parts, each plain text, gzip or zip (by its Content-Type or file name).")
 
 
 def lines_body(what: str, example: str) -> Body:
@@ -84,6 +85,11 @@ def id_values_answer(value_name: str = "value", what: str = "IDs with their scor
 
 def values_answer(item_schema: dict | None = None, what: str = "one value per requested ID or datum") -> Answer:
     return Answer(f"{what}; CSV: one per line", {"type": "array", "items": item_schema or {"type": "number"}})
+
+
+def value_answer(schema: dict | None = None, what: str = "one value") -> Answer:
+    """A single value (Oryx's answer of a one-datum endpoint): bare in JSON, one line in CSV."""
+    return Answer(f"{what}; CSV: one line", schema or {"type": "number"})
 
 
 def ids_answer(what: str = "IDs") -> Answer:

@@ -31,7 +31,7 @@ from headwater.input_format import InputSchema, SchemaCSVFormat
 from serving_layer import formats
 from serving_layer.app_context import models, send_input_lines
 from serving_layer.errors import ApiError
-from serving_layer.operations import SENT_ANSWER, id_values_answer, lines_body, operation, values_answer
+from serving_layer.operations import SENT_ANSWER, id_values_answer, lines_body, operation, value_answer, values_answer
 
 bp = Blueprint("random_forest", __name__)
 DATUM = "one input line following headwater.input-schema (CSV or a JSON array; the target may be empty)"
@@ -100,10 +100,10 @@ def _answer(lines: list[str], method: str):
 
 
 @operation("The predicted class (classification) or value (regression) of a datum.",
-           answer=values_answer(PREDICTION, "one prediction"), path={"datum": DATUM}, errors=(400,))
+           answer=value_answer(PREDICTION, "one prediction"), path={"datum": DATUM}, errors=(400,))
 @bp.get("/predict/<path:datum>")
 def predict_one(datum):
-    return formats.values(_answer([datum], "predict")[1])
+    return formats.value(list(_answer([datum], "predict")[1])[0])
 
 
 @operation("A prediction per datum, all or nothing.", answer=values_answer(PREDICTION),
@@ -125,20 +125,27 @@ def classification_distribution(datum):
     return formats.id_values(list(zip(model.classes, probabilities[0].tolist())))
 
 
-@operation("The importance of each predictor, in schema order.", answer=values_answer(), errors=())
+def _schema_importances() -> list[float]:
+    """Spark's gain-based importance of every feature of ``input-schema.feature-names``, in schema order, 0
+    for a feature that is not a predictor (ids, ignored, the target), so ``n`` is Oryx's feature number."""
+    importances = _model().importances
+    return [float(importances.get(name, 0.0)) for name in _formats()[1].input_schema.feature_names]
+
+
+@operation("The importance of each feature of the input schema, in schema order (0 for a non-predictor).",
+           answer=values_answer(), errors=())
 @bp.get("/feature/importance")
 def feature_importances():
-    return formats.values(list(_model().importances.values()))
+    return formats.values(_schema_importances())
 
 
-@operation("The importance of one predictor.", answer=values_answer(what="one importance"),
-           path={"number": "the predictor's position (0-based)"}, errors=(400,))
+@operation("The importance of one feature (0 for a non-predictor).", answer=value_answer(what="one importance"),
+           path={"number": "the feature's position in input-schema.feature-names (0-based)"}, errors=(400,))
 @bp.get("/feature/importance/<number>")
 def feature_importance(number):
-    importances = list(_model().importances.values())
-    expected = f"an int in the range [0, {len(importances) - 1}] (a predictor's position)"
-    return formats.values([importances[formats.int_value("featureNumber", number, 0, len(importances) - 1,
-                                                         expected)]])
+    importances = _schema_importances()
+    expected = f"an int in the range [0, {len(importances) - 1}] (a feature's position in the input schema)"
+    return formats.value(importances[formats.int_value("featureNumber", number, 0, len(importances) - 1, expected)])
 
 
 def _check_labelled(lines: list[str]) -> None:

@@ -69,3 +69,21 @@ def test_the_gate_refuses_an_als_model_that_does_not_beat_the_most_popular_items
 
     assert not result.promoted and "does not beat the baseline" in result.reason, result.reason
     assert registry.get_alias_version(config, "champion") is None and result.registered is not None
+
+
+def test_oryx_settings_a_scalar_features_and_test_fraction_zero_publish_a_model_of_all_the_data(make_config, spark):
+    """-D headwater.als.hyperparams.features=10 and -D headwater.ml.eval.test-fraction=0, as an Oryx user
+    writes them: one model of rank 10 on every event, published without an evaluation."""
+    rng = np.random.default_rng(1)
+    rows = [(f"u{u}", f"i{i}", 1.0, t) for t, (u, i) in enumerate(zip(rng.integers(0, 30, 400),
+                                                                      rng.integers(0, 20, 400)))]
+    config = make_config(**{"als.iterations": 3, "ml.eval.candidates": 3, "ml.eval.search": "grid"})
+    config = config.with_overrides(["headwater.als.hyperparams.features=10", "headwater.ml.eval.test-fraction=0",
+                                    "headwater.als.hyperparams.lambda={min = 0.001, max = 0.1, scale = log}"])
+    result = MLUpdate(ALSUpdate(config), config).run(frame(spark, rows), delta_version=0)
+
+    assert result.promoted and "no evaluation" in result.reason, result.reason
+    assert len(result.candidates) == 1 and result.candidates[0].hyperparams["features"] == 10
+    assert result.candidates[0].hyperparams["lambda"] == pytest.approx(0.01)  # the log range's middle
+    champion = ALSFactors.load(registry.download_alias(config, "champion").path)
+    assert champion.features == 10 and len(champion.user_ids) == len({r[0] for r in rows})

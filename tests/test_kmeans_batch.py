@@ -16,7 +16,7 @@ from sklearn.metrics import adjusted_rand_score
 from batch_layer.kmeans import KMeansUpdate, cluster_statistics
 from batch_layer.runner import run_batch_once
 from headwater.apps.kmeans.clusters import KMeansClusters
-from headwater.apps.kmeans.quality import ClusterStatistics, silhouette
+from headwater.apps.kmeans.quality import ClusterStatistics, dunn_index, silhouette
 from headwater.apps.kmeans.streaming import nearest_centers
 from headwater.delta_tables import events_schema, read_table_version
 from headwater.input_format import InputSchema, SchemaCSVFormat
@@ -81,12 +81,13 @@ def test_quality_within_two_percent_of_plain_spark_kmeans(make_config, spark):
     assert ours.counts.sum() == len(digits)
 
 
-def test_search_over_k_finds_the_three_blobs(make_config, mlflow_uri):
+@pytest.mark.parametrize("strategy", ["silhouette", "DUNN"])  # Oryx spells its strategies in upper case
+def test_search_over_k_finds_the_three_blobs(make_config, mlflow_uri, strategy):
     # (davies-bouldin chooses k in the end-to-end test)
     from mlflow import MlflowClient
 
     config = make_config(app="kmeans", **{"input-schema.feature-names": ["x", "y"],
-                                          "kmeans.hyperparams.k": [2, 3, 6], "kmeans.evaluation-strategy": "silhouette",
+                                          "kmeans.hyperparams.k": [2, 3, 6], "kmeans.evaluation-strategy": strategy,
                                           "ml.eval.candidates": 3, "ml.eval.search": "grid",
                                           "ml.eval.test-fraction": 0.3})
     write_events(config.table_uri("events"), ["x", "y"], blobs())
@@ -99,6 +100,8 @@ def test_search_over_k_finds_the_three_blobs(make_config, mlflow_uri):
                                 filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'")
     assert sorted(run.data.params["k"] for run in nested) == ["2", "3", "6"]
     assert all({"silhouette", "davies_bouldin", "sse", "score"} <= set(run.data.metrics) for run in nested)
+    scored_by = "dunn" if strategy == "DUNN" else "silhouette"
+    assert all(run.data.metrics["score"] == pytest.approx(run.data.metrics[scored_by]) for run in nested)
     champion = client.get_model_version_by_alias(config.app_id, "champion")
     assert champion.tags["k"] == "3" and champion.tags["delta_version"] == "0"
     assert (result.registered.path / "cluster_sizes.png").stat().st_size > 1000
@@ -153,3 +156,15 @@ def test_without_test_rows_the_training_rows_are_evaluated(make_config, spark):
     split = app.prepare(train, train, train.limit(0))
     metrics = app.evaluate(app.build_model(split, {"k": 3}), split)
     assert metrics["score"] == metrics["silhouette"] > 0.8 and metrics["sse"] > 0
+
+
+def test_dunn_index_is_oryx_s_smallest_centre_gap_over_largest_mean_distance():
+    points = blobs()
+    right = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    stats = ClusterStatistics.of(right, points)
+    expected = 10.0 / (stats.distance_sums / stats.counts).max()
+    assert dunn_index(right, stats) == pytest.approx(expected)
+    merged = np.array([[5.0, 0.0], [0.0, 10.0]])  # two blobs under one centre: worse (lower)
+    assert dunn_index(merged, ClusterStatistics.of(merged, points)) < dunn_index(right, stats) / 4
+    one = np.array([[3.0, 3.0]])
+    assert np.isnan(dunn_index(one, ClusterStatistics.of(one, points)))

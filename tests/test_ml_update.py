@@ -138,3 +138,18 @@ def test_a_model_that_does_not_beat_the_baseline_is_not_promoted(make_config, ml
     # the gate can be switched off; then the same candidates are promoted
     lenient = config.with_overrides(["headwater.ml.eval.beat-baseline=false"])
     assert generation(lenient, spark, [0.5, 0.6], baseline=0.7)[0].promoted
+
+
+def test_test_fraction_zero_builds_one_model_on_all_the_data_and_publishes_it_ungated(make_config, mlflow_uri, spark):
+    """Oryx: test-fraction = 0 disables evaluation; the model is built on all data and published."""
+    config = make_config(app="tests.test_ml_update:FAKE", **{"ml.eval.test-fraction": 0, "ml.eval.candidates": 5,
+                                                             "ml.eval.search": "grid", "ml.eval.threshold": 5000})
+    first, notices = generation(config, spark, [0.5, 0.9], baseline=2000)
+    assert first.promoted and "no evaluation" in first.reason and len(first.candidates) == 1
+    assert Quality.load(registry.download_alias(config, "champion").path) == 1000.5  # all 10 rows
+    assert [n.version for n in notices] == [1]
+    version = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri).get_model_version(config.app_id, "1")
+    assert version.tags["refit"] == "true" and "score" not in version.tags
+    # a champion is there, worse on nothing held out: the next generation is published too
+    second, notices = generation(config, spark, [0.1])
+    assert second.promoted and registry.get_alias_version(config, "champion") == 2

@@ -51,7 +51,8 @@ def test_predict_one_and_many_match_the_model(serve_model, task):
                           headers={"Content-Encoding": "gzip"})
     assert gzipped.text.split() == [str(p) for p in predictions]  # a labelled line predicts the same
     datum = json.dumps(["j", 0.1, -0.2, 0.3, "green", None])  # a JSON-array datum
-    assert client.get(f"/predict/{datum}", headers=JSON).get_json() == expected(task, [datum])[0]
+    # one datum: the bare prediction, as Oryx answers
+    assert client.get(f"/predict/{datum}", headers=JSON).get_json() == expected(task, [datum])[0][0]
     if task == "classification":
         assert set(predictions) <= set(CLASSES)
 
@@ -73,12 +74,14 @@ def test_classification_distribution_of_a_regression_is_a_400(serve_model):
     assert response.status_code == 400 and "classification" in response.get_json()["message"]
 
 
-def test_feature_importance(serve_model):
+def test_feature_importance_is_indexed_by_every_schema_feature_as_oryx(serve_model):
     client, manager, _ = serve_model()
-    importances = manager.model.model.forest.importances.tolist()
-    assert client.get("/feature/importance", headers=JSON).get_json() == importances
-    assert float(client.get("/feature/importance/3").text) == importances[3]
-    for bad in ("4", "x", "-1"):
+    importances = manager.model.model.forest.importances.tolist()  # the predictors': x0, x1, x2, colour
+    # schema id, x0, x1, x2, colour, label: the id and the target are features too, with importance 0
+    assert client.get("/feature/importance", headers=JSON).get_json() == [0.0, *importances, 0.0]
+    assert float(client.get("/feature/importance/3").text) == importances[2]  # x2, Oryx's feature 3
+    assert client.get("/feature/importance/0", headers=JSON).get_json() == 0.0
+    for bad in ("6", "x", "-1"):
         response = client.get(f"/feature/importance/{bad}")
         assert response.status_code == 400 and "featureNumber" in response.get_json()["message"]
 

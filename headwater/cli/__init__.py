@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--format", choices=("delta", "parquet", "csv"), help="output format (default: by name)")
     score.add_argument("--how-many", type=int, help="ALS: recommendations per user (default 10)")
 
+    oryx = sub.add_parser("oryx-conf", help="print an Oryx 2 config (oryx.*) as the equivalent headwater config")
+    oryx.add_argument("file", help="the Oryx 2 HOCON config file")
+
     demo = sub.add_parser("demo", parents=[common], help="the end-to-end demo run by `make run`")
     demo.add_argument("--app", default="als", help="an app with a demo: " + ", ".join(sorted(available_apps())))
     return parser
@@ -74,11 +77,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("kafka", "py4j", "urllib3", "alembic", "mlflow.store"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        if args.command == "oryx-conf":
+            from headwater.cli.oryx_conf import read_oryx_config, translate
+
+            print(translate(read_oryx_config(args.file)).text(), end="")
+            return 0
         overrides = [*overrides_from_environment(), *args.overrides]
         if args.command == "demo":
             from headwater.cli.demo import run_demo

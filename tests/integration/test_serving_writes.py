@@ -92,3 +92,36 @@ def test_train_sends_valid_lines_to_the_input_topic_all_or_nothing(broker_config
     assert short.status_code == 400 and short.get_json()["message"].startswith("line 2: expected 6 fields")
     assert client.post("/train/a,1,2,x,red,yes").status_code == 400
     assert sorted(read_topic(broker, config.input_topic)) == sorted(lines + lines[:1])
+
+
+def test_multipart_uploads_of_csv_and_zip_parts_reach_the_input_topic(broker_config, broker):
+    """Oryx's upload form: several parts, a CSV and a zip (and gzip), on /ingest, /add and /train."""
+    from tests.test_serving_uploads import multipart, zipped
+
+    config = broker_config()
+    rng = np.random.default_rng(7)
+    client = client_for(config, ALSServingModel(ALSFactors(["u0"], rng.normal(size=(1, 3)), ["i0"],
+                                                           rng.normal(size=(1, 3)), {}, ALSSettings(True))))
+    body, headers = multipart([("prefs.csv", "text/csv", b"a,x,1\nb,y,2\n"),
+                               ("more.zip", "application/zip", zipped({"c.csv": b"c,z,3\n", "d.csv": b"d,w"})),
+                               ("late.csv.gz", "application/gzip", gzip.compress(b"e,v,4\n"))])
+    response = client.post("/ingest", data=body, headers=headers)
+    assert response.status_code == 200 and response.get_json() == {"sent": 5}
+    close_producer(client)
+    assert sorted(read_topic(broker, config.input_topic)) == ["a,x,1", "b,y,2", "c,z,3", "d,w", "e,v,4"]
+
+    kmeans = broker_config(app="kmeans", **{"input-schema.feature-names": ["x", "y", "z"]})
+    client = client_for(kmeans, KMeansServingModel(KMeansClusters(["x", "y", "z"], np.eye(3), [1, 1, 1])))
+    body, headers = multipart([(None, None, b"1,2,3"), ("p.zip", None, zipped({"p.csv": b"4,5,6\n"}))])
+    assert client.post("/add", data=body, headers=headers).get_json() == {"sent": 2}
+    close_producer(client)
+    assert sorted(read_topic(broker, kmeans.input_topic)) == ["1,2,3", "4,5,6"]
+
+    forest = broker_config(app="rdf-classification", **small_schema("classification"))
+    client = client_for(forest, RandomForestServingModel(random_forest_model("classification")))
+    lines = small_lines("classification", 4)
+    body, headers = multipart([(None, "text/csv", "\n".join(lines[:2]).encode()),
+                               ("t.zip", "application/zip", zipped({"t.csv": "\n".join(lines[2:]).encode()}))])
+    assert client.post("/train", data=body, headers=headers).get_json() == {"sent": 4}
+    close_producer(client)
+    assert sorted(read_topic(broker, forest.input_topic)) == sorted(lines)

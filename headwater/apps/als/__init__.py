@@ -10,9 +10,9 @@ aggregation the batch layer trains on (:mod:`.aggregation`), the evaluation and 
 ``speed_layer/als.py``, ``serving_layer/als.py`` (with ``serving_layer/als_model.py``).
 """
 from headwater.api import App
-from headwater.constraints import BOOL, Interval, ListOf
+from headwater.constraints import BOOL, HyperParam, Interval
 
-_POSITIVE_NUMBERS = ListOf(Interval(float, 0, closed_low=False))
+_POSITIVE_NUMBERS = HyperParam(Interval(float, 0, closed_low=False))
 
 APP = App(
     name="als",
@@ -29,14 +29,15 @@ APP = App(
     example="headwater.apps.als.example:example",
     constraints={
         "headwater.als.implicit": BOOL,
+        "headwater.als.no-known-items": BOOL,
         "headwater.als.log-strength": BOOL,
         "headwater.als.decay.factor": Interval(float, 0, 1, closed_low=False),
         "headwater.als.decay.zero-threshold": Interval(float, 0),
         "headwater.als.iterations": Interval(int, 1),
-        "headwater.als.hyperparams.features": ListOf(Interval(int, 1)),
-        "headwater.als.hyperparams.lambda": ListOf(Interval(float, 0)),
+        "headwater.als.hyperparams.features": HyperParam(Interval(int, 1)),
+        "headwater.als.hyperparams.lambda": HyperParam(Interval(float, 0)),
         "headwater.als.hyperparams.alpha": _POSITIVE_NUMBERS,
         "headwater.als.hyperparams.epsilon": _POSITIVE_NUMBERS,
-        "headwater.als.hyperparams.bias-lambda": ListOf(Interval(float, 0)),
+        "headwater.als.hyperparams.bias-lambda": HyperParam(Interval(float, 0)),
     },
 )

@@ -9,7 +9,7 @@ The two apps differ only in the target's kind (categorical or numeric) and the i
 from dataclasses import replace
 
 from headwater.api import App
-from headwater.constraints import BOOL, Interval, ListOf, OfType, Optional, Options
+from headwater.constraints import BOOL, HyperParam, Interval, OfType, Optional, Options
 
 _CONSTRAINTS = {
     "headwater.rdf.decay-factor": Interval(float, 0, 1, closed_low=False),
@@ -25,11 +25,11 @@ _CONSTRAINTS = {
     "headwater.rdf.drift.min-node-size": Interval(int, 1),
     "headwater.rdf.drift.regrow": BOOL,
     "headwater.rdf.time-feature": Optional(OfType((str,), "a feature name")),
-    "headwater.rdf.num-trees": ListOf(Interval(int, 1)),
-    "headwater.rdf.hyperparams.max-depth": ListOf(Interval(int, 1, 30)),
-    "headwater.rdf.hyperparams.max-split-candidates": ListOf(Interval(int, 2)),
-    "headwater.rdf.hyperparams.min-node-size": ListOf(Interval(int, 1)),
-    "headwater.rdf.hyperparams.min-info-gain": ListOf(Interval(float, 0)),
+    "headwater.rdf.num-trees": HyperParam(Interval(int, 1)),
+    "headwater.rdf.hyperparams.max-depth": HyperParam(Interval(int, 1, 30)),
+    "headwater.rdf.hyperparams.max-split-candidates": HyperParam(Interval(int, 2)),
+    "headwater.rdf.hyperparams.min-node-size": HyperParam(Interval(int, 1)),
+    "headwater.rdf.hyperparams.min-info-gain": HyperParam(Interval(float, 0)),
 }
 
 CLASSIFICATION = App(
@@ -46,9 +46,9 @@ CLASSIFICATION = App(
     demo="headwater.apps.forest.demo",
     example="headwater.apps.forest.example:classification_example",
     constraints={**_CONSTRAINTS,
-                 "headwater.rdf.hyperparams.impurity": Optional(ListOf(Options(("gini", "entropy"))))},
+                 "headwater.rdf.hyperparams.impurity": Optional(HyperParam(Options(("gini", "entropy"))))},
 )
 
 REGRESSION = replace(
     CLASSIFICATION, name="rdf-regression", example="headwater.apps.forest.example:regression_example",
-    constraints={**_CONSTRAINTS, "headwater.rdf.hyperparams.impurity": Optional(ListOf(Options(("variance",))))})
+    constraints={**_CONSTRAINTS, "headwater.rdf.hyperparams.impurity": Optional(HyperParam(Options(("variance",))))})

@@ -6,7 +6,7 @@ measures (:mod:`.quality`), the pyfunc model (:mod:`.pyfunc`) and the demo (:mod
 adapts it in one module: ``batch_layer/kmeans.py``, ``speed_layer/kmeans.py``, ``serving_layer/kmeans.py``.
 """
 from headwater.api import App
-from headwater.constraints import Interval, ListOf, Optional, Options
+from headwater.constraints import HyperParam, Interval, Optional, Options
 
 APP = App(
     name="kmeans",
@@ -23,13 +23,13 @@ APP = App(
     example="headwater.apps.kmeans.example:example",
     constraints={
         "headwater.kmeans.iterations": Interval(int, 1),
-        "headwater.kmeans.initialization-strategy": Options(("k-means||", "random")),
-        "headwater.kmeans.evaluation-strategy": Options(("silhouette", "davies-bouldin", "sse")),
+        "headwater.kmeans.initialization-strategy": Options(("k-means||", "random"), any_case=True),
+        "headwater.kmeans.evaluation-strategy": Options(("silhouette", "davies-bouldin", "dunn", "sse"), any_case=True),
         "headwater.kmeans.silhouette-sample": Interval(int, 2),
         "headwater.kmeans.decay-factor": Interval(float, 0, 1),
         "headwater.kmeans.half-life": Optional(Interval(float, 0, closed_low=False)),
         "headwater.kmeans.time-unit": Options(("batches", "points")),
         "headwater.kmeans.dying-cluster-share": Optional(Interval(float, 0, 1)),
-        "headwater.kmeans.hyperparams.k": ListOf(Interval(int, 2)),
+        "headwater.kmeans.hyperparams.k": HyperParam(Interval(int, 2)),
     },
 )

@@ -50,7 +50,7 @@ def _get(base: str, path: str):
 
     answer = requests.get(f"{base}{path}", headers={"Accept": "application/json"}, timeout=5)
     answer.raise_for_status()
-    return answer.json()[0]
+    return answer.json()  # one datum: a bare value, as Oryx answers
 
 
 def show_live_learning(config: Config, base: str, count: int = 30, timeout: float = 60) -> bool:

@@ -1,6 +1,6 @@
-"""Clustering quality in numpy: exact silhouette, Davies-Bouldin and SSE from per-cluster statistics.
+"""Clustering quality in numpy: exact silhouette, Davies-Bouldin, Dunn and SSE from per-cluster statistics.
 
-Davies-Bouldin and SSE need only, per cluster, the number of points, the sum of their distances to
+Davies-Bouldin, Dunn and SSE need only, per cluster, the number of points, the sum of their distances to
 the centre and the sum of squared distances (:class:`ClusterStatistics`), which one pass over any
 amount of data produces (the batch layer sums them in Spark). The silhouette needs all pairwise
 distances, so it is computed exactly on a sample, in chunks of rows so memory stays at
@@ -71,6 +71,25 @@ def davies_bouldin(centers: np.ndarray, stats: ClusterStatistics) -> float:
     return float(ratio.max(axis=1).mean())
 
 
+def dunn_index(centers: np.ndarray, stats: ClusterStatistics) -> float:
+    """Oryx's Dunn index: the smallest distance between two centres over the largest mean distance of a
+    cluster's points to its centre; higher is better. NaN with fewer than two non-empty clusters.
+
+    >>> stats = ClusterStatistics.of(np.array([[0.0], [10.0]]), np.array([[-1.0], [1.0], [10.0]]))
+    >>> dunn_index(np.array([[0.0], [10.0]]), stats)
+    10.0
+    """
+    used = stats.counts > 0
+    if used.sum() < 2:
+        return float("nan")
+    c = np.asarray(centers, dtype=np.float64)[used]
+    squared = ((c[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(squared, np.inf)
+    largest_scatter = float((stats.distance_sums[used] / stats.counts[used]).max())
+    with np.errstate(divide="ignore"):
+        return float(np.sqrt(squared.min()) / largest_scatter)
+
+
 def silhouette(points: np.ndarray, labels: np.ndarray, chunk_size: int = 1024) -> float:
     """Mean silhouette (b − a) / max(a, b) over all points, exact; points alone in a cluster score 0.
 
@@ -102,4 +121,4 @@ def silhouette(points: np.ndarray, labels: np.ndarray, chunk_size: int = 1024) -
     return total / len(points)
 
 
-__all__ = ["ClusterStatistics", "davies_bouldin", "silhouette"]
+__all__ = ["ClusterStatistics", "davies_bouldin", "dunn_index", "silhouette"]
