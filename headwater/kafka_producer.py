@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from headwater.kafka_settings import KafkaSettings
+
 
 class SendFailed(KafkaError):
     """Some records were not acknowledged: ``failed`` holds their positions, ``errors`` why (first ones)."""
@@ -47,8 +49,6 @@ def wait_acknowledged(producer: LineProducer, topic: str, futures: Sequence, tim
     failed += range(len(futures), total)
     if failed:
         raise SendFailed(topic, total, failed, errors[:5])
-
-from headwater.kafka_settings import KafkaSettings
 
 
 class LineProducer:

@@ -35,7 +35,8 @@ def test_a_layer_stopped_with_ctrl_c_exits_cleanly(broker_config, tmp_path, comm
     bootstrap = config.get("headwater.kafka.bootstrap-servers")
     ensure_topics(bootstrap, {config.input_topic: 2, config.update_topic: 1})
     rng = np.random.default_rng(0)
-    factors = ALSFactors(["u0"], rng.normal(size=(1, 3)), ["i0", "i1"], rng.normal(size=(2, 3)), {}, ALSSettings(True, 0.1))
+    factors = ALSFactors(["u0"], rng.normal(size=(1, 3)), ["i0", "i1"], rng.normal(size=(2, 3)), {},
+                         ALSSettings(True, 0.1))
     factors.save(tmp_path / "m")
     registry.log_and_register(config, tmp_path / "m", ALSPyfuncModel(), {"layer": "batch"}, [registry.CHAMPION])
     log_path = tmp_path / f"{command}.log"

@@ -147,7 +147,8 @@ def test_poisoned_update_records_leave_the_served_model_consistent(broker_config
         poison = [b'{"type": "MODEL", "model_name": "x", "version": 1e999}', b'{"type": "UP", "payload": 1e999}',
                   b'{"type": "UP", "payload": ["X", "bad", [1e999, 1, 1, 1], null]}',
                   b'{"type": "UP", "payload": ["X", "bad2", [1, 1, 1, 1], null], "base": 1e999}',
-                  b"[" * 3000, b"\xff\xfe", b'{"type": "UP", "payload": ["X", "' + b"u" * 5000 + b'", [1,1,1,1], 0, {}]}']
+                  b"[" * 3000, b"\xff\xfe",
+                  b'{"type": "UP", "payload": ["X", "' + b"u" * 5000 + b'", [1,1,1,1], 0, {}]}']
         with LineProducer(bootstrap) as producer:
             for raw in poison:
                 producer.send_bytes(config.update_topic, raw)
