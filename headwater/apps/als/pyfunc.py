@@ -5,8 +5,8 @@
     model.predict(pd.DataFrame({"user": ["u1"]}), params={"how_many": 5})       # recommendations
 
 With an ``item`` column, ``predict`` returns ``user, item, estimate``: μ + b_u + b_i + x·y (implicit
-feedback: x·y), where what the model does not know counts 0 — as the serving layer's ``/estimate``
-answers. Without one it returns the top ``how_many`` (default 10) items per user by that same score
+feedback: x·y), where what the model does not know of a user counts 0, and an item the model does not
+know is 0 (as Oryx answers) — as the serving layer's ``/estimate`` answers. Without one it returns the top ``how_many`` (default 10) items per user by that same score
 that the user does not already know, as rows ``user, rank, item, score``; unknown users get no rows.
 With the parameter ``per_row`` (what ``headwater score`` uses: Spark needs one answer per input row)
 each input row gets its user's lists instead, ``items`` and ``scores`` (empty for an unknown user).
@@ -20,8 +20,8 @@ Only numpy and pandas are needed to load it.
   user  rank item  score
 0    u     1    c    4.1
 1    u     2    b    3.5
->>> model.predict(None, pd.DataFrame({"user": ["u", "x"], "item": ["a", "c"]})).estimate.round(2).tolist()
-[3.9, 4.0]
+>>> model.predict(None, pd.DataFrame({"user": ["u", "x", "u"], "item": ["a", "c", "z"]})).estimate.round(2).tolist()
+[3.9, 4.0, 0.0]
 >>> model.predict(None, pd.DataFrame({"user": ["u", "x"]}), params={"how_many": 2, "per_row": True})["items"].tolist()
 [['c', 'b'], []]
 """
@@ -59,7 +59,7 @@ class ALSPyfuncModel(PythonModel):
         f = self.factors
         u = np.array([f.user_index.get(x, -1) for x in users], dtype=np.int64)
         i = np.array([f.item_index.get(x, -1) for x in items], dtype=np.int64)
-        return pd.DataFrame({"user": users, "item": items, "estimate": f.estimates(u, i)})
+        return pd.DataFrame({"user": users, "item": items, "estimate": np.where(i >= 0, f.estimates(u, i), 0.0)})
 
     def _recommendations(self, users: list[str], how_many: int) -> pd.DataFrame:
         f = self.factors
