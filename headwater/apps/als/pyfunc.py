@@ -6,10 +6,11 @@
 
 With an ``item`` column, ``predict`` returns ``user, item, estimate``: μ + b_u + b_i + x·y (implicit
 feedback: x·y), where what the model does not know of a user counts 0, and an item the model does not
-know is 0 (as Oryx answers) — as the serving layer's ``/estimate`` answers. Without one it returns
-the top ``how_many`` (default 10) items per user by that same score that the user does not already know, as rows ``user, rank, item, score``; unknown users get no rows.
-With the parameter ``per_row`` (what ``headwater score`` uses: Spark needs one answer per input row)
-each input row gets its user's lists instead, ``items`` and ``scores`` (empty for an unknown user).
+know is 0 (as Oryx answers) — as the serving layer's ``/estimate`` answers. Without one it returns the
+top ``how_many`` (default 10) items per user by that same score that the user does not already know, as
+rows ``user, rank, item, score``; unknown users get no rows. With the parameter ``per_row`` (what
+``headwater score`` uses: Spark needs one answer per input row) each input row gets its user's lists
+instead, ``items`` and ``scores`` (empty for an unknown user).
 Only numpy and pandas are needed to load it.
 
 >>> import numpy as np, pandas as pd
