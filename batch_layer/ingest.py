@@ -205,12 +205,13 @@ class IngestBatchWriter:
         ``rejected`` first: the ``events`` commit, made for every batch, marks the batch as written.
         """
         metadata = commit_metadata(batch_id, end_offsets)
+        every_file = files.to_pylist()
+        for f in every_file:
+            f["partition_values"] = json.loads(f["partition_values"])
         written = {}
         for name in (delta_tables.REJECTED, delta_tables.EVENTS):
             uri, schema = self.tables[name]
-            mine = [f for f in files.to_pylist() if f["table"] == name]
-            for f in mine:
-                f["partition_values"] = json.loads(f["partition_values"])
+            mine = [f for f in every_file if f["table"] == name]
             done = delta_tables.commit_files(uri, schema, mine, self.app_id, batch_id, delta_tables.PARTITION_BY,
                                              self.storage_options, metadata, commit_empty=name == delta_tables.EVENTS)
             written[name] = sum(f["num_records"] for f in mine) if done else 0
