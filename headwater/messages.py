@@ -4,9 +4,9 @@ A message is a JSON object with a ``type``: ``MODEL`` announces a newly register
 (models never travel over Kafka, only this notice), ``UP`` carries an app-specific incremental
 update (encoded and decoded by the app's ``updates`` module) and, when known, the registry version
 of the model it was computed on (``base``), and ``BATCH`` closes one speed-layer micro-batch: the
-``<id>.input`` offsets its UPs cover (so a restarted speed layer knows what it already published)
-and its prequential scores. A record that is not a valid message decodes to ``None`` so callers log
-and skip it.
+``<id>.input`` offsets its UPs cover (so a restarted speed layer knows what it already published),
+its prequential scores, and the versions learning beside the champion (their rollout tests). A
+record that is not a valid message decodes to ``None`` so callers log and skip it.
 
 >>> raw = encode_up(["X", "u1", [0.5, 1.0], ["i1"]], base_version=3)
 >>> decode_update(raw)
@@ -63,6 +63,8 @@ class BatchRecord:
     scores: dict[str, dict[str, list[float]]]
     produced_at_ms: int = 0
     drift: dict | None = None   # the drift report of the input window this batch closed (speed_layer.drift_watch)
+    # the versions learning beside the champion after this batch, with their sequential tests (speed_layer.rollout)
+    rollout: list | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ def encode_batch(record: BatchRecord) -> bytes:
             "produced_at_ms": record.produced_at_ms or int(time.time() * 1000)}
     if record.drift is not None:
         body["drift"] = record.drift
+    if record.rollout is not None:
+        body["rollout"] = record.rollout
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -112,7 +116,8 @@ def decode_update(raw: bytes | str | None) -> UpdateMessage | None:
         if kind is MessageType.BATCH:
             record = BatchRecord(int(body["base"]), {int(p): int(o) for p, o in body["input_offsets"].items()},
                                  int(body["events"]), _scores(body["scores"]), int(body.get("produced_at_ms", 0)),
-                                 body.get("drift") if isinstance(body.get("drift"), dict) else None)
+                                 body.get("drift") if isinstance(body.get("drift"), dict) else None,
+                                 body.get("rollout") if isinstance(body.get("rollout"), list) else None)
             return UpdateMessage(kind, record, record.base_version)
         notice = ModelNotice(
             model_name=str(body["model_name"]),

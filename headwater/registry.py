@@ -44,6 +44,7 @@ TAG_UPDATE_OFFSET = "update_offset"  # the first <id>.update offset the version 
 TAG_INPUT_OFFSETS = "input_offsets"  # where a version's data ends in <id>.input (batch: its training data;
 #                                      speed snapshot: the events folded into it)
 TAG_PREQUENTIAL = "headwater.prequential"  # on a speed snapshot: the live-evaluation totals it includes
+TAG_ROLLOUT = "headwater.rollout"  # on a speed snapshot: the versions learning beside the champion, and their tests
 TAG_LIVE_EVALUATION = "headwater.live_evaluation"  # on the run of a champion's live metrics: its version
 # A batch version's reference profile for the drift alarms (headwater.drift_profile), in its run.
 DRIFT_PROFILE_ARTIFACT = "drift_profile.json"
@@ -158,10 +159,17 @@ def download_alias(config: Config, alias: str) -> RegisteredModel | None:
     mlflow_client = client(config)
     name = registered_model_name(config)
     version = _alias_version(mlflow_client, name, alias)
-    if version is None:
-        return None
-    return RegisteredModel(name=name, version=int(version.version),
-                           path=_download_version(config, name, int(version.version)),
+    return None if version is None else _registered(config, version)
+
+
+def download_version(config: Config, version: int) -> RegisteredModel:
+    """Download (or reuse the cached copy of) one version of the app's model, whatever its aliases."""
+    return _registered(config, client(config).get_model_version(registered_model_name(config), str(version)))
+
+
+def _registered(config: Config, version) -> RegisteredModel:
+    return RegisteredModel(name=version.name, version=int(version.version),
+                           path=_download_version(config, version.name, int(version.version)),
                            tags=dict(version.tags), run_id=version.run_id)
 
 
@@ -328,5 +336,6 @@ def resume_point(config: Config) -> ResumePoint | None:
 
 
 __all__ = ["CHALLENGER", "CHAMPION", "MODEL_ARTIFACT", "SPEED", "RegisteredModel", "ResumePoint", "client",
-           "download_alias", "experiment_id", "get_alias_version", "live_evaluation_run", "log_and_register",
-           "log_metrics", "registered_data_versions", "registered_model_name", "resume_point", "set_alias"]
+           "download_alias", "download_version", "experiment_id", "get_alias_version", "live_evaluation_run",
+           "log_and_register", "log_metrics", "registered_data_versions", "registered_model_name", "resume_point",
+           "set_alias"]

@@ -20,9 +20,10 @@ loader thread for a load.
   from UPs and the new one lacks (ALS: users learned after the new champion's cut-off), until the
   speed layer's UPs on the new champion replace it: such a user does not answer 404 in between.
 - Versions besides the champion (:mod:`serving_layer.loaded_versions`): the champion a new one replaces
-  stays loaded as the previous one, and a ``challenger`` MODEL notice loads that alias; each gets the UPs
-  of its own base only. :meth:`ModelManager.require_model` answers with the version a request was routed
-  to (:mod:`serving_layer.model_router`), else the champion.
+  stays loaded as the previous one (at start, the one the alias history names), and a ``challenger``
+  MODEL notice loads that alias (with the UPs computed on it between the notice and the load); each
+  gets the UPs of its own base only. :meth:`ModelManager.require_model` answers with the version a
+  request was routed to (:mod:`serving_layer.model_router`), else the champion.
 - A champion notice for the version already served (the notice of the very promotion whose
   ``update_offset`` the replica started from) loads nothing: the champion is loaded once at start.
 - Loads retry with back-off while the registry is unreachable or a download fails, so ``/ready``
@@ -98,6 +99,8 @@ class ModelManager:
         max_loaded = config.get("headwater.serving.max-loaded-versions") if config is not None else 3
         self.versions = LoadedVersions(max_loaded)
         self._challenger_wanted = threading.Event()
+        # the challenger announced and not loaded yet: its version and the UPs computed on it meanwhile
+        self._challenger_pending: tuple[int, list[Update]] | None = None
 
     # --- reads --------------------------------------------------------------------------------
     def ready_reason(self) -> str | None:
@@ -161,6 +164,9 @@ class ModelManager:
         with self._lock:
             if self._pending is not None:
                 self._pending.extend(updates)
+            if self._challenger_pending is not None:
+                version, kept = self._challenger_pending
+                kept.extend(u for u in updates if u[0] == version)
             if self.model is not None:  # like Oryx: updates before any model have nothing to apply to
                 self._apply_to(self.model, self.base_version, updates)
             for version, model in self.versions.items():  # the other versions: only UPs computed on them
@@ -210,6 +216,11 @@ class ModelManager:
                 self.request_load()
             elif message.payload.alias == registry.CHALLENGER:
                 log.info("challenger notice: %s version %s", message.payload.model_name, message.payload.version)
+                self._apply(updates)
+                updates = []
+                with self._lock:
+                    if self.versions.version_of(CHALLENGER) != message.payload.version:
+                        self._challenger_pending = (message.payload.version, [])
                 self._challenger_wanted.set()
         if updates:
             self._apply(updates)
@@ -263,13 +274,41 @@ class ModelManager:
             if found is None or found.version == self.base_version:
                 return None
             if self.versions.version_of(CHALLENGER) != found.version:
-                self.versions.keep(found.version, CHALLENGER, self.model_class.from_registered(found, self.config))
+                model = self.model_class.from_registered(found, self.config)
+                with self._lock:   # with the UPs the speed layer computed on it while it loaded
+                    pending, self._challenger_pending = self._challenger_pending, None
+                    if pending is not None and pending[0] == found.version:
+                        self._apply_to(model, found.version, pending[1])
+                    self.versions.keep(found.version, CHALLENGER, model)
                 log.info("loaded challenger version %s", found.version)
                 self._publish_memory()
             return found.version
         except Exception as exc:  # the champion serves on
             self.metrics.load_failures.inc()
             log.warning("loading the challenger failed: %s: %s", type(exc).__name__, exc)
+            return None
+
+    def load_previous(self) -> int | None:
+        """At start: the champion the current one replaced (the alias history's last move), so that
+        ``?version`` and a rollback find it loaded; from here on it gets the UPs computed on it."""
+        from headwater import promotion
+
+        try:
+            moves = promotion.history(self.config, registry.CHAMPION)
+            last = moves[-1] if moves else {}
+            if self.model is None or last.get("version") != str(self.base_version) \
+                    or not last.get("previous", "").isdigit():
+                return None
+            version = int(last["previous"])
+            if self.versions.get(version) is None:
+                model = self.model_class.from_registered(registry.download_version(self.config, version), self.config)
+                self.versions.keep(version, PREVIOUS, model)
+                log.info("loaded the previous champion, version %s", version)
+                self._publish_memory()
+            return version
+        except Exception as exc:  # the champion serves on; ?version=<previous> is a 404 meanwhile
+            self.metrics.load_failures.inc()
+            log.warning("loading the previous champion failed: %s: %s", type(exc).__name__, exc)
             return None
 
     def _install(self, model, champion_version: int) -> None:
@@ -307,6 +346,7 @@ class ModelManager:
         if self._stopped.is_set():
             return
         self.load_challenger()
+        self.load_previous()
         self._tail = TopicTail(self.config.kafka, self.config.update_topic,
                                self.on_records, start={0: offset or 0}, poll_timeout_ms=200).start()
         log.info("following %s from offset %s", self.config.update_topic, offset or 0)

@@ -43,6 +43,7 @@ class DriftWatch:
         self._pending: list[pa.Table] = []
         self._rows = 0
         self._known: tuple[Any, Any] | None = None
+        self._logged: tuple[int | None, int] = (None, 0)  # (version, window) last logged to MLflow
 
     @classmethod
     def from_config(cls, config) -> DriftWatch:
@@ -92,6 +93,16 @@ class DriftWatch:
         metrics = {"drift.alarm": float(self.last["alarm"]), "drift.rows": float(self.last["rows"])}
         metrics.update({f"drift.score.{f['name']}": f["score"] for f in self.last["features"]})
         return metrics
+
+    def log_to_mlflow(self, config) -> None:
+        """The last report into the champion's live-evaluation run (step: the window), once per window."""
+        from headwater import registry
+
+        if self.version is None or (self.version, self.windows) == self._logged or not self.last:
+            return
+        run = registry.live_evaluation_run(config, self.version)
+        registry.log_metrics(config, run, self.mlflow_metrics(), step=self.windows)
+        self._logged = (self.version, self.windows)
 
     def _check(self, window: pa.Table):
         from headwater.apps.als.drift import ALSDriftDetector

@@ -4,7 +4,9 @@ Each published micro-batch adds its scores (live model and champion alone, on th
 before learning them). The totals survive a restart exactly once: a speed snapshot records them
 (tag ``headwater.prequential``) and the BATCH records after it add the rest. A background thread
 logs the running figures to the run ``speed live evaluation v<N>`` of the champion's experiment,
-step = events scored, so the MLflow UI charts "batch + speed" beside "champion alone".
+step = events scored, so the MLflow UI charts "batch + speed" beside "champion alone"; a version
+learning beside the champion (previous champion, challenger: ``live v<N>``) gets its figures in its
+own run ``speed live evaluation v<N>``.
 
 >>> evaluation = LiveEvaluation(config=None)
 >>> evaluation.reset(7, "")
@@ -34,11 +36,15 @@ class LiveEvaluation:
         self.events = 0
         self.totals: prequential.Totals = {}
         self._logged_events = 0
-        self._runs: dict[int, str] = {}  # base version -> its live evaluation run
+        self._runs: dict[int, str] = {}  # version -> its live evaluation run
+        self._unlogged: list[tuple[int, int, dict]] = []  # (champion, events, figures) replaced before a flush
 
     def reset(self, base_version: int, tag: str | None) -> None:
-        """Start the totals of a champion, from a snapshot's tag when it has one."""
+        """Start the totals of a champion, from a snapshot's tag when it has one (the last figures of the
+        champion before it are still logged by the next :meth:`flush`)."""
         with self.lock:
+            if self.base_version is not None and self.events != self._logged_events:
+                self._unlogged.append((self.base_version, self.events, prequential.readable(self.totals)))
             self.base_version = base_version
             self.events, self.totals = prequential.parse_totals_tag(tag)
             self._logged_events = self.events
@@ -62,15 +68,36 @@ class LiveEvaluation:
         return {f"{model}_{name}": value for model, values in self.figures().items() for name, value in values.items()}
 
     def flush(self) -> None:
-        """Log the current figures to MLflow if events were scored since the last flush."""
+        """Log the figures to MLflow if events were scored since the last flush: the champion's into its run,
+        those of each version learning beside it into that version's own run (as
+        ``beside_v<champion>_live_<figure>``), all at step = events scored on this champion."""
         with self.lock:
-            base, events = self.base_version, self.events
-        if base is None or events == self._logged_events:
-            return
-        if base not in self._runs:
-            self._runs[base] = registry.live_evaluation_run(self.config, base)
-        registry.log_metrics(self.config, self._runs[base], self.flat_figures(), step=events)
-        self._logged_events = events
+            pending, self._unlogged = self._unlogged, []
+            if self.base_version is not None and self.events != self._logged_events:
+                pending.append((self.base_version, self.events, prequential.readable(self.totals)))
+                self._logged_events = self.events
+        try:
+            while pending:
+                self._log(*pending[0])
+                pending.pop(0)
+        except Exception:
+            with self.lock:   # the next flush tries these again
+                self._unlogged = pending + self._unlogged
+            raise
+
+    def _log(self, base: int, events: int, figures: dict[str, dict[str, float]]) -> None:
+        by_version: dict[int, dict[str, float]] = {base: {}}
+        for model, values in figures.items():
+            kind, _, version = model.partition(" v")   # "live v<N>": a version beside the champion
+            if version.isdigit():
+                by_version.setdefault(int(version), {}).update(
+                    {f"beside_v{base}_{kind}_{name}": value for name, value in values.items()})
+            else:
+                by_version[base].update({f"{model}_{name}": value for name, value in values.items()})
+        for version, metrics in by_version.items():
+            if version not in self._runs:
+                self._runs[version] = registry.live_evaluation_run(self.config, version)
+            registry.log_metrics(self.config, self._runs[version], metrics, step=events)
 
 
 __all__ = ["TAG", "LiveEvaluation"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from headwater.messages import BatchRecord, encode_batch, encode_up
@@ -37,9 +38,10 @@ class UpdatePublisher:
         self.timeout_sec = timeout_sec
         self.oversized = 0  # payloads skipped for their size
 
-    def publish(self, payloads: list[Any], record: BatchRecord | None) -> int | None:
-        """Send ``payloads`` (computed on ``record.base_version``) and the record; the next offset, or None."""
-        values = [encode_up(p, record.base_version if record else None) for p in payloads]
+    def publish(self, updates: Mapping[int | None, list[Any]], record: BatchRecord | None) -> int | None:
+        """Send the UP payloads of each base version (``{version: payloads}``: the champion's and those of the
+        versions learning beside it), then the BATCH record; the next offset, or None when there was nothing."""
+        values = [encode_up(p, base) for base, payloads in updates.items() for p in payloads]
         kept = [v for v in values if len(v) <= self.max_message_bytes]
         if len(kept) < len(values):
             self.oversized += len(values) - len(kept)

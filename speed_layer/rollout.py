@@ -1,42 +1,51 @@
-"""Automatic rollback (and promotion) on live traffic: a sequential test of two versions on the same events.
+"""The versions that learn beside the champion, and the sequential tests that move ``champion`` between them.
 
-After a promotion the speed layer keeps the champion it replaced (its live model, which goes on learning
-every event, as the new one does) and scores each micro-batch with both before learning it; the paired
-per-event losses feed a :class:`headwater.sequential_test.SequentialTest` (``mode="rollback"``: is the new
-champion worse?). Its threshold ``1/alpha`` bounds the chance of a false rollback over the whole rollout,
-however often it is looked at. When it decides ``rollback``, ``champion`` moves back (update_offset tag,
-alias, MODEL notice) and the decision is an MLflow run tagged ``headwater.decision = rollback`` with the
-versions, events seen, each one's mean loss, the statistic and its threshold
-(:func:`headwater.promotion.move_alias`). After ``headwater.rollout.max-events`` events without a
-decision the new champion is kept and the old one dropped. With ``headwater.rollout.auto-promote`` the
-same test in ``mode="promote"`` compares a ``challenger`` with the champion and promotes it when better.
+Besides the champion the speed layer keeps up to two live versions, each learning every micro-batch
+and publishing its UPs under its own version (so a serving replica's copy of it stays current):
 
+- the **previous** champion, after a promotion: the live model it was (batch + speed), so a rollback
+  lands on a current model. With ``headwater.rollout.auto-rollback`` a sequential test on the paired
+  per-event losses (:class:`headwater.sequential_test.SequentialTest`, ``mode="rollback"``: is the
+  new champion worse?) moves ``champion`` back when it decides ``rollback``. Its threshold ``1/alpha``
+  bounds the chance of a false rollback over the whole rollout, however often it is looked at. After
+  ``headwater.rollout.max-events`` events without a decision the test ends (``keep``);
+- the **challenger** (the alias), from when its MODEL notice arrives. With
+  ``headwater.rollout.auto-promote`` the same test in ``mode="promote"`` promotes it when better.
+
+Every decision that moves the alias is an MLflow run tagged ``headwater.decision`` with the versions,
+events seen, each one's mean loss, the statistic and its threshold (:func:`headwater.promotion.move_alias`).
 The loss tested is the app's first of squared error, absolute error, 0/1 error, miss at 10, distance
-(:data:`headwater.prequential.FIGURES` order) that both versions score.
+(:data:`headwater.prequential.FIGURES` order) that both versions score. :meth:`RolloutGuard.records`
+is what a BATCH record and a snapshot keep of all this, so a restarted speed layer resumes the tests.
 
 >>> class Fixed:                          # a toy model with a fixed per-event loss
 ...     def __init__(self, loss): self.loss = loss
 ...     def score_many(self, rows): return {"squared_error": np.full(len(rows), self.loss)}
-...     def learn_many(self, rows): return []
+...     def learn_many(self, rows): return [["UP of", self.loss]]
 >>> import numpy as np
->>> rollout = Rollout("rollback", own=Fixed(1.0), own_version=4, other_version=5,
+>>> rollout = Rollout(PREVIOUS, own=Fixed(1.0), own_version=4, other_version=5,
 ...                   test=SequentialTest("rollback", versions={"new": "5", "old": "4"}))
 >>> [rollout.observe(list(range(100)), Fixed(1.5 + 0.01 * k)) for k in range(8)]   # 100 events a batch
-[None, None, None, None, None, 'rollback', 'rollback', 'rollback']
->>> rollout.target_version, rollout.test.decision_record()["tags"]
-(4, {'headwater.decision': 'rollback'})
+[None, None, None, None, None, 'rollback', None, None]
+>>> rollout.target_version, rollout.test.decision_record()["tags"], rollout.last_payloads
+(4, {'headwater.decision': 'rollback'}, [['UP of', 1.0]])
 """
 from __future__ import annotations
 
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from headwater import prequential, promotion, registry
 from headwater.sequential_test import SequentialTest
 
 log = logging.getLogger(__name__)
+
+# The roles of a version learning beside the champion (as the serving layer names them).
+PREVIOUS, CHALLENGER = "previous", "challenger"
+_MODE = {PREVIOUS: "rollback", CHALLENGER: "promote"}
 
 
 def loss_to_compare(new: dict, old: dict) -> str | None:
@@ -45,23 +54,32 @@ def loss_to_compare(new: dict, old: dict) -> str | None:
 
 
 class Rollout:
-    """One running comparison. ``own`` is the model this object keeps learning (the previous champion in a
-    rollback test, the challenger in a promotion test); the champion's live model is passed to ``observe``."""
+    """One version learning beside the champion (``other_version``): ``own`` learns every micro-batch; with a
+    ``test``, the paired per-event losses of the two decide whether ``champion`` moves to ``own_version``."""
 
-    def __init__(self, mode: str, own: Any, own_version: int, other_version: int, test: SequentialTest):
-        self.mode, self.own, self.test = mode, own, test
+    def __init__(self, role: str, own: Any, own_version: int, other_version: int, test: SequentialTest | None):
+        self.role, self.own, self.test = role, own, test
         self.own_version, self.other_version = own_version, other_version
+        self.last_scores: dict = {}
+        self.last_payloads: list = []
 
     @classmethod
-    def from_config(cls, config, mode: str, own: Any, own_version: int, champion_version: int) -> Rollout:
-        r = config.section("headwater.rollout")
-        new, old = (champion_version, own_version) if mode == "rollback" else (own_version, champion_version)
-        test = SequentialTest(mode, alpha=r["alpha"], block_size=r["block-size"], margin=r["margin"],
-                              prior_scale=r["prior-scale"], max_events=r["max-events"],
-                              versions={"new": str(new), "old": str(old)})
-        log.info("speed layer: %s test of version %s against %s started (alpha %s, at most %s events)", mode,
-                 new, old, r["alpha"], r["max-events"])
-        return cls(mode, own, own_version, champion_version, test)
+    def from_config(cls, config, role: str, own: Any, own_version: int, champion_version: int,
+                    tested: bool, state: dict | None = None) -> Rollout:
+        """``tested``: with a sequential test (from ``headwater.rollout.*``, or resumed from ``state``)."""
+        test = None
+        if state is not None:
+            test = SequentialTest.from_json(state)
+        elif tested:
+            r = config.section("headwater.rollout")
+            new, old = (champion_version, own_version) if role == PREVIOUS else (own_version, champion_version)
+            test = SequentialTest(_MODE[role], alpha=r["alpha"], block_size=r["block-size"], margin=r["margin"],
+                                  prior_scale=r["prior-scale"], max_events=r["max-events"],
+                                  versions={"new": str(new), "old": str(old)})
+        log.info("speed layer: version %s learns beside champion %s as the %s%s", own_version, champion_version,
+                 role, "" if test is None else f" ({test.state['mode']} test, alpha {test.state['alpha']}, "
+                                               f"{test.state['events']} of at most {test.state['max_events']} events)")
+        return cls(role, own, own_version, champion_version, test)
 
     @property
     def target_version(self) -> int:
@@ -69,83 +87,141 @@ class Rollout:
         return self.own_version
 
     def observe(self, parsed: Any, champion_live: Any, champion_scores: dict | None = None) -> str | None:
-        """Score the batch with both versions (``champion_scores``: the champion's, when already computed),
-        then fold it into the kept one; the decision when reached. ``last_scores``: the kept one's losses."""
+        """Score the batch with this version (and feed the test), then learn it; the decision if reached now.
+
+        ``champion_scores``: the champion's losses, when already computed. Afterwards ``last_scores`` holds
+        this version's losses and ``last_payloads`` the UPs its learning produced."""
         self.last_scores = self.own.score_many(parsed)
-        if self.test.decision is None:
+        decided = None
+        if self.test is not None and self.test.decision is None:
             champion_scores = champion_live.score_many(parsed) if champion_scores is None else champion_scores
-            own_scores = self.last_scores
-            new, old = (champion_scores, own_scores) if self.mode == "rollback" else (own_scores, champion_scores)
+            new, old = ((champion_scores, self.last_scores) if self.role == PREVIOUS
+                        else (self.last_scores, champion_scores))
             loss = loss_to_compare(new, old)
             if loss is not None:
-                self.test.update(new[loss], old[loss])
-        self.own.learn_many(parsed)
-        return self.test.decision
+                decided = self.test.update(new[loss], old[loss])
+        self.last_payloads = self.own.learn_many(parsed)
+        return decided
+
+    def record(self) -> dict:
+        """What a BATCH record and a snapshot keep: role, versions and the test's state."""
+        return {"role": self.role, "version": self.own_version, "champion": self.other_version,
+                "test": None if self.test is None else self.test.state}
 
     def reason(self) -> str:
         st, metrics = self.test.state, self.test.decision_record()["metrics"]
         versions = st["versions"]
-        return (f"sequential {self.mode} test: version {versions['new']} mean loss {metrics['mean_loss_new']:.6g} vs "
-                f"{versions['old']} at {metrics['mean_loss_old']:.6g} over {st['events']} live events; e-value "
+        return (f"sequential {st['mode']} test: version {versions['new']} mean loss {metrics['mean_loss_new']:.6g} "
+                f"vs {versions['old']} at {metrics['mean_loss_old']:.6g} over {st['events']} live events; e-value "
                 f"{metrics['e_value']:.4g} >= {metrics['threshold_e_value']:.4g} (alpha {st['alpha']})")
 
 
 class RolloutGuard:
-    """The speed layer's running rollback test: started on a rebase, fed each micro-batch, acting on its decision."""
+    """The previous champion and the challenger beside the live champion: fed each micro-batch, acting on the
+    tests' decisions. Called under the speed layer's state lock."""
 
     def __init__(self, config):
         self.config = config
-        self.current: Rollout | None = None     # the rollback test of the newest champion
-        self.challenge: Rollout | None = None   # the promotion test of the challenger (auto-promote)
+        self.beside: dict[str, Rollout] = {}    # role -> the version in it
         self.decided: list[Rollout] = []
-        self.scores: dict[str, dict] = {}       # the last micro-batch's losses of each version under test
+        self.scores: dict[str, dict] = {}       # the last micro-batch's losses of each version beside the champion
+        self.payloads: dict[int, list] = {}     # the last micro-batch's UPs of each version beside the champion
+
+    @property
+    def auto_rollback(self) -> bool:
+        return bool(self.config.get("headwater.rollout.auto-rollback"))
+
+    @property
+    def auto_promote(self) -> bool:
+        return bool(self.config.get("headwater.rollout.auto-promote"))
+
+    def versions(self) -> dict[int, str]:
+        """Version -> role of the versions learning beside the champion."""
+        return {rollout.own_version: role for role, rollout in self.beside.items()}
 
     def start_challenge(self, state, challenger: Any, version: int) -> None:
-        """Test a newly loaded ``challenger`` against the champion (``headwater.rollout.auto-promote``)."""
-        if self.config.get("headwater.rollout.auto-promote") and version != state.base_version:
-            self.challenge = Rollout.from_config(self.config, "promote", challenger, version, state.base_version)
+        """Learn a newly loaded ``challenger`` beside the champion, tested against it with auto-promote."""
+        if version == state.base_version:
+            self.beside.pop(CHALLENGER, None)
+            return
+        self.beside[CHALLENGER] = Rollout.from_config(self.config, CHALLENGER, challenger, version,
+                                                      state.base_version, tested=self.auto_promote)
 
     def start(self, state, new_version: int) -> None:
-        """Keep the champion being replaced (``state.live``) to test ``new_version`` against it, unless the move
-        was a rollback or ``headwater.rollout.auto-rollback`` is off. Under the state lock, before the install."""
-        self.current = None
-        if not self.config.get("headwater.rollout.auto-rollback") or state.live is None:
+        """``new_version`` replaces the champion: keep the live model being replaced (``state.live``) as the
+        previous one, tested against the new one unless the move was a rollback or auto-rollback is off; a
+        challenger is now compared with the new champion. Under the state lock, before the install."""
+        challenger = self.beside.pop(CHALLENGER, None)
+        self.beside.pop(PREVIOUS, None)
+        if challenger is not None and challenger.own_version != new_version:
+            self.beside[CHALLENGER] = Rollout.from_config(self.config, CHALLENGER, challenger.own,
+                                                          challenger.own_version, new_version, self.auto_promote)
+        if state.live is None:
             return
         moves = promotion.history(self.config, registry.CHAMPION)
-        if moves and moves[-1]["version"] == str(new_version) and moves[-1]["decision"] == "rollback":
-            return
-        self.current = Rollout.from_config(self.config, "rollback", state.live, state.base_version, new_version)
+        rolled_back = bool(moves) and moves[-1]["version"] == str(new_version) and moves[-1]["decision"] == "rollback"
+        self.beside[PREVIOUS] = Rollout.from_config(self.config, PREVIOUS, state.live, state.base_version,
+                                                    new_version, tested=self.auto_rollback and not rolled_back)
+
+    def resume(self, state, records: list[dict] | None, load: Callable[[int], Any]) -> None:
+        """After a restart: the versions a BATCH record or snapshot kept (``records``), each model rebuilt by
+        ``load(version)``, their tests resumed where they stood; a decision reached but not yet acted on is
+        acted on again. ``None`` (no batch published on this champion yet): the previous champion from the
+        alias history, its test from the start, as :meth:`start` would have made it."""
+        if records is None:
+            moves = promotion.history(self.config, registry.CHAMPION)
+            last = moves[-1] if moves else {}
+            if last.get("version") != str(state.base_version) or not str(last.get("previous", "")).isdigit():
+                return
+            records = [{"role": PREVIOUS, "version": int(last["previous"]), "champion": state.base_version,
+                        "test": None, "tested": self.auto_rollback and last.get("decision") != "rollback"}]
+        for record in records:
+            if record.get("role") not in _MODE or record.get("champion") != state.base_version:
+                continue
+            rollout = Rollout.from_config(self.config, record["role"], load(int(record["version"])),
+                                          int(record["version"]), state.base_version,
+                                          tested=bool(record.get("tested")), state=record.get("test"))
+            self.beside[rollout.role] = rollout
+            if rollout.test is not None and rollout.test.decision in ("rollback", "promote"):
+                self._act(rollout)
 
     def observe(self, state, parsed: Any, champion_scores: dict | None = None) -> list[str]:
-        """One micro-batch into the running tests (under the state lock, before the champion learns it);
-        the decisions reached. ``scores``: each tested version's per-event losses, ``{"live v<N>": ...}``."""
+        """One micro-batch into the versions beside the champion (before the champion learns it); the
+        decisions reached. ``scores``: their per-event losses as ``{"live v<N>": ...}``; ``payloads``: UPs."""
         decisions = []
-        self.scores = {}
-        for slot in ("current", "challenge"):
-            rollout = getattr(self, slot)
-            if rollout is None or rollout.own_version == state.base_version or rollout.other_version != \
-                    state.base_version:   # a test of another champion than the one now live
-                continue
+        self.scores, self.payloads = {}, {}
+        for rollout in list(self.beside.values()):
+            if rollout.own_version == state.base_version or rollout.other_version != state.base_version:
+                continue   # beside another champion than the one now live (a rebase is on its way)
             decision = rollout.observe(parsed, state.live, champion_scores)
             self.scores[f"live v{rollout.own_version}"] = rollout.last_scores
+            self.payloads[rollout.own_version] = rollout.last_payloads
             if decision is None:
                 continue
-            setattr(self, slot, None)
             self.decided.append(rollout)
             decisions.append(decision)
             if decision in ("rollback", "promote"):
-                # in a thread of its own: the MODEL notice it publishes makes the layer rebase, under the lock
-                threading.Thread(target=self._move, args=(rollout,), name=f"speed-{decision}", daemon=True).start()
+                self._act(rollout)
             else:
-                log.info("speed layer: %s test ended with %s after %d events", rollout.mode, decision,
-                         rollout.test.state["events"])
+                log.info("speed layer: %s test of version %s ended with %s after %d events; it goes on learning",
+                         rollout.test.state["mode"], rollout.own_version, decision, rollout.test.state["events"])
         return decisions
+
+    def records(self) -> list[dict]:
+        return [rollout.record() for rollout in self.beside.values()]
+
+    def _act(self, rollout: Rollout) -> None:
+        # in a thread of its own: the MODEL notice it publishes makes the layer rebase, under the lock
+        threading.Thread(target=self._move, args=(rollout,), name=f"speed-{rollout.test.decision}",
+                         daemon=True).start()
 
     def _move(self, rollout: Rollout) -> None:
         record = rollout.test.decision_record()
         decision = rollout.test.decision
         cause = promotion.CAUSE_AUTO_ROLLBACK if decision == "rollback" else promotion.CAUSE_AUTO_PROMOTE
         try:
+            if registry.get_alias_version(self.config, registry.CHAMPION) != rollout.other_version:
+                return   # moved already (a restart re-acting on a decision, or an operator)
             promotion.move_alias(self.config, registry.CHAMPION, rollout.target_version, cause, rollout.reason(),
                                  decision=decision, params=record["params"], metrics=record["metrics"],
                                  artifacts={"sequential_test.json": json.loads(rollout.test.to_json())})

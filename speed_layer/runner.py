@@ -14,14 +14,15 @@ MLflow and the threads (the models sit in a :class:`~speed_layer.model_state.Mod
 - a MODEL notice rebases on the new champion: the events after the champion's data cut-off
   (``input_offsets`` tag) are folded into it and published with the new base version, so users and
   items learned since the cut-off survive the switch (Oryx's "retain recent");
-- after a promotion the replaced champion goes on learning beside the new one, and a sequential test
-  on their paired per-event losses moves ``champion`` back when the new one is worse
-  (:mod:`speed_layer.rollout`, ``headwater.rollout.*``);
+- beside the champion, the champion it replaced and the ``challenger`` learn every micro-batch too and
+  publish their UPs under their own versions; sequential tests on the paired per-event losses move
+  ``champion`` back when a new one is worse, or to a better challenger (:mod:`speed_layer.rollout`,
+  ``headwater.rollout.*``); BATCH records and snapshots keep them, so a restart resumes the tests;
 - snapshots register the live model every ``headwater.speed.snapshot-interval-sec`` (alias ``speed``,
   tags ``base_version``, ``update_offset``, ``input_offsets`` and the prequential totals).
 
 Until a champion exists there is nothing to fold into: input stays in Kafka and the query starts
-once a model is there (at the champion's cut-off). :func:`run_speed` restarts the layer after a
+once a model is there (at the champion's cut-off). :func:`speed_layer.supervisor.run_speed` restarts the layer after a
 failure (a broker that stays away, an unpublished batch), which the exactly-once start-up makes safe.
 """
 from __future__ import annotations
@@ -30,7 +31,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 
 import numpy as np
 import pyarrow as pa
@@ -39,10 +39,11 @@ from headwater import prequential, registry
 from headwater.config import Config
 from headwater.messages import BatchRecord, MessageType, decode_update
 from speed_layer.drift_watch import DriftWatch
+from speed_layer.input_reading import input_lines, input_pieces, start_input_query
 from speed_layer.live_evaluation import LiveEvaluation
 from speed_layer.model_state import ModelState
 from speed_layer.publisher import UPDATE_PARTITION, UpdatePublisher
-from speed_layer.rollout import RolloutGuard
+from speed_layer.rollout import CHALLENGER, RolloutGuard
 from speed_layer.snapshots import register_snapshot
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,6 @@ class SpeedLayer:
         self.evaluation = LiveEvaluation(config)
         self.drift = DriftWatch.from_config(config)
         self.rollout = RolloutGuard(config)
-        self._drift_logged: tuple[int | None, int] = (None, 0)  # (version, window) last logged to MLflow
         self._stopping = threading.Event()
         self._model_ready = threading.Event()
         self._query_started = threading.Event()
@@ -143,9 +143,10 @@ class SpeedLayer:
             if point is None:
                 return
             self._resume(point)
-            self._query = self._start_query(self.state.covered)
+            self._query = start_input_query(self.config, self.state.covered, self._process_batch)
             self._model_ready.set()
             self._query_started.set()
+            self._load_challenger()   # a challenger set while the layer was down (none: nothing to do)
             if any(version != self.state.base_version for version in self._notices):
                 self._rebase()
         except BaseException as exc:  # noqa: BLE001 (reported by await_termination)
@@ -200,6 +201,12 @@ class SpeedLayer:
         self.state.published(max(point.update_offset, self._tail.positions.get(UPDATE_PARTITION, 0)))
         log.info("speed layer: re-folded %d published batches; input covered up to %s", len(recorded),
                  self.state.covered)
+        # the versions that learned beside the champion, as the last published batch (else the snapshot) left them
+        kept = chosen.tags.get(registry.TAG_ROLLOUT)
+        beside = recorded[-1].rollout if recorded else None if kept is None else json.loads(kept)
+        with self.state.lock:
+            self.rollout.resume(self.state, beside, lambda version: self._load_beside(
+                registry.download_version(self.config, version), publish=False))
 
     def _on_update_records(self, records) -> None:
         for record in records:
@@ -210,7 +217,7 @@ class SpeedLayer:
                     and message.payload.base_version == self.state.base_version:
                 self._recorded.append(message.payload)
             elif message.type is MessageType.MODEL and message.payload.alias == registry.CHALLENGER \
-                    and self._model_ready.is_set() and self.config.get("headwater.rollout.auto-promote"):
+                    and self._model_ready.is_set():
                 self._spawn("speed-challenger", self._load_challenger)
             elif message.type is MessageType.MODEL and message.payload.alias == registry.CHAMPION:
                 if not self._model_ready.is_set():
@@ -242,69 +249,46 @@ class SpeedLayer:
                  champion.version, cutoff, now)
 
     def _load_challenger(self) -> None:
-        """The ``challenger`` alias's version, tested against the champion (``headwater.rollout.auto-promote``)."""
+        """The ``challenger`` alias's version, learning beside the champion from now on (and tested against it
+        with ``headwater.rollout.auto-promote``)."""
         try:
             found = registry.download_alias(self.config, registry.CHALLENGER)
-            if found is not None:
-                model = self.model_class.from_registered(found, self.config)
-                with self.state.lock:
+            if found is None or self.rollout.versions().get(found.version) == CHALLENGER:
+                return
+            with self.state.lock:
+                if found.version != self.state.base_version:
+                    model = self._load_beside(found, publish=True)
                     self.rollout.start_challenge(self.state, model, found.version)
-        except Exception:  # no promotion test then; the champion serves on
+        except Exception:  # the champion serves on; the next challenger notice (or a restart) tries again
             log.exception("speed layer: loading the challenger failed")
+
+    def _load_beside(self, registered, publish: bool):
+        """A version to learn beside the champion, brought up to where the champion stands: the input after its
+        data cut-off folded in, its UPs published under its own version (``publish``; not when they were
+        published before a restart). Under the state lock."""
+        model = self.model_class.from_registered(registered, self.config)
+        cutoff = registry.parse_offsets_tag(registered.tags.get(registry.TAG_INPUT_OFFSETS)) or self.state.covered
+        for lines, _ in input_pieces(self.config, cutoff, self.state.covered):
+            payloads = model.learn_many(self.input_format.parse([line or "" for line in lines]).table)
+            next_offset = self._publisher.publish({registered.version: payloads}, None) if publish else None
+            if next_offset is not None:
+                self.state.published(next_offset)
+        return model
 
     def _refold_batch(self, starts: dict[int, int], ends: dict[int, int]) -> None:
         """Fold, without publishing, one micro-batch this layer published before a restart, as it was folded:
         the same records in the same order (partition, then offset, as the Kafka source delivers them)."""
-        from headwater.kafka_admin import read_range
-
-        records = read_range(self.kafka, self.config.input_topic, dict(starts), ends)
-        if records:
-            lines = [None if r.value is None else r.value.decode("utf-8", "replace") for r in records]
+        lines = input_lines(self.config, starts, ends)
+        if lines:
             self._fold_lines(lines, ends, publish=False, score=False)
 
     def _fold_range(self, starts: dict[int, int], ends: dict[int, int], publish: bool) -> None:
-        """Fold the input records between two positions (read straight from Kafka), partition by partition
-        in pieces of at most ``max-records-per-trigger``; ``publish`` sends their UPs and BATCH records."""
-        from headwater.kafka_admin import read_range
-
-        piece = self.config.get("headwater.kafka.max-records-per-trigger")
-        for partition, end in sorted(ends.items()):
-            begin = starts.get(partition, 0)
-            while begin < end:
-                stop = min(begin + piece, end)
-                records = read_range(self.kafka, self.config.input_topic, {partition: begin}, {partition: stop})
-                lines = [None if r.value is None else r.value.decode("utf-8", "replace") for r in records]
-                self._fold_lines(lines, {partition: stop}, publish=publish, score=False)
-                begin = stop
+        """Fold into the champion the input records between two positions; ``publish`` sends their UPs and
+        BATCH records."""
+        for lines, end in input_pieces(self.config, starts, ends):
+            self._fold_lines(lines, end, publish=publish, score=False)
 
     # --- micro-batches ---------------------------------------------------------------------------
-
-    def _start_query(self, starting: dict[int, int]):
-        from headwater.spark import get_spark
-
-        spark = get_spark(self.config)
-        kafka = self.config.section("headwater.kafka")
-        offsets = json.dumps({self.config.input_topic: {str(p): o for p, o in starting.items()}})
-        stream = (spark.readStream.format("headwater-kafka")
-                  .options(**self.kafka.as_options())
-                  .option("topic", self.config.input_topic)
-                  .option("startingOffsets", offsets)
-                  .option("maxRecordsPerTrigger", kafka["max-records-per-trigger"])
-                  .option("maxRecordsPerSplit", kafka["max-records-per-split"])
-                  .option("pollTimeoutMs", kafka["poll-timeout-ms"])
-                  .load())
-        interval = self.config.get("headwater.speed.trigger-interval-sec")
-        # The layer's position lives in its snapshots and BATCH records, not in a checkpoint: each start
-        # begins where those say, with a checkpoint of its own.
-        checkpoint = f"{self.config.checkpoint_uri('speed')}/{uuid.uuid4().hex}"
-        query = (stream.select("value", "partition", "offset").writeStream
-                 .queryName(f"{self.config.app_id}-speed-{uuid.uuid4().hex[:6]}")
-                 .option("checkpointLocation", checkpoint)
-                 .trigger(processingTime=f"{interval} seconds")
-                 .foreachBatch(self._process_batch)
-                 .start())
-        log.info("speed layer: query on %s started at %s (trigger %s s)", self.config.input_topic, starting, interval)
-        return query
 
     def _process_batch(self, batch_df, batch_id: int) -> None:
         if self._stopping.is_set():
@@ -337,18 +321,21 @@ class SpeedLayer:
         with self.state.lock:
             scored = (self.state.score(parsed.table)
                       if score and parsed.table.num_rows and hasattr(self.state.live, "score_many") else {})
+            beside = {}
             if score and parsed.table.num_rows:
-                # the versions under test score the same events: their live metric goes out beside the champion's
+                # the versions beside the champion learn the same events, scored first: their live metric goes
+                # out beside the champion's, their UPs under their own versions
                 self._guarded("rollout test", self.rollout.observe, self.state, parsed.table, scored.get("live"))
                 scored.update(self.rollout.scores if scored else {})
+                beside = self.rollout.payloads
             scores = prequential.summarize(scored) if scored else {}
             payloads = self.state.learn(parsed.table, ends)
             if not publish:
                 return 0, parsed
             drift = self._guarded("drift check", self.drift.add, parsed.table, self.state.live) if score else None
             record = BatchRecord(self.state.base_version, dict(self.state.covered), parsed.table.num_rows, scores,
-                                 drift=drift)
-            next_offset = self._publisher.publish(payloads, record)
+                                 drift=drift, rollout=self.rollout.records())
+            next_offset = self._publisher.publish({self.state.base_version: payloads, **beside}, record)
             if next_offset is not None:
                 self.state.published(next_offset)
             self.evaluation.add(record.base_version, record.events if scores else 0, scores)
@@ -374,53 +361,27 @@ class SpeedLayer:
                 log.exception("speed snapshot failed; retrying in %s s", interval)
 
     def _evaluation_loop(self) -> None:
-        while not self._stopping.wait(5.0):
+        stopping = False
+        while not stopping:   # once more after the stop: the figures since the last flush are logged too
+            stopping = self._stopping.wait(5.0)
             try:
                 self.evaluation.flush()
-                self._log_drift()
+                self.drift.log_to_mlflow(self.config)
             except Exception:  # MLflow away: the totals stay and the next flush logs them
                 log.warning("speed layer: logging the live evaluation to MLflow failed", exc_info=True)
 
-    def _log_drift(self) -> None:
-        """The last drift report into the champion's live-evaluation run (step: the window)."""
-        watch = self.drift
-        if watch.version is None or (watch.version, watch.windows) == self._drift_logged or not watch.last:
-            return
-        run = registry.live_evaluation_run(self.config, watch.version)
-        registry.log_metrics(self.config, run, watch.mlflow_metrics(), step=watch.windows)
-        self._drift_logged = (watch.version, watch.windows)
-
     def snapshot(self):
         """Register the live model with alias ``speed``; None when nothing changed since the last one."""
-        frozen = self.state.frozen()
+        with self.state.lock:
+            frozen = self.state.frozen()
+            beside = self.rollout.records()
         if frozen is None:
             return None
         try:
-            return register_snapshot(self.config, frozen, self.evaluation)
+            return register_snapshot(self.config, frozen, self.evaluation, beside)
         except Exception:
             self.state.unfreeze(frozen.changes)
             raise
 
 
-def run_speed(config: Config, max_backoff_sec: float = 60.0) -> None:
-    """Run the speed layer until SIGINT/SIGTERM; after a failure, start it again (with back-off)."""
-    from headwater.spark import get_spark, stop_on_signals, wait_while_running
-
-    get_spark(config)  # the session first: its creation installs PySpark's SIGINT handler, replaced here
-    stop = stop_on_signals()
-    backoff = 1.0
-    while not stop.is_set():
-        layer = SpeedLayer(config).start()
-        try:
-            if not wait_while_running(layer.await_termination, stop):
-                log.info("speed layer interrupted")
-            return
-        except Exception:
-            log.exception("speed layer failed; starting again in %.0f s (it resumes from its snapshot)", backoff)
-        finally:
-            layer.stop()
-        stop.wait(backoff)
-        backoff = min(backoff * 2, max_backoff_sec)
-
-
-__all__ = ["SpeedLayer", "run_speed"]
+__all__ = ["SpeedLayer"]

@@ -1,6 +1,7 @@
 """Speed snapshots: the live model registered with alias ``speed`` and the tags a layer resumes from."""
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -13,18 +14,23 @@ from speed_layer.model_state import Frozen
 log = logging.getLogger(__name__)
 
 
-def register_snapshot(config, frozen: Frozen, evaluation: LiveEvaluation) -> registry.RegisteredModel:
+def register_snapshot(config, frozen: Frozen, evaluation: LiveEvaluation,
+                      beside: list[dict] | None = None) -> registry.RegisteredModel:
     """Register a frozen copy of the live model.
 
     ``update_offset`` is the first update-topic offset after the speed layer's last published record;
     ``input_offsets`` is the input the snapshot reflects; ``headwater.prequential`` the live-evaluation
-    totals so far. A speed layer or a serving replica that loads it resumes exactly there. The run of
-    the snapshot carries the live figures too (MLflow: the snapshot run's metrics).
+    totals so far; ``headwater.rollout`` the versions learning beside the champion and their tests
+    (``beside``, :meth:`speed_layer.rollout.RolloutGuard.records`). A speed layer or a serving replica
+    that loads it resumes exactly there. The run of the snapshot carries the live figures too (MLflow:
+    the snapshot run's metrics).
     """
     started = time.perf_counter()
     tags = {registry.TAG_LAYER: "speed", registry.TAG_BASE_VERSION: str(frozen.base_version),
             registry.TAG_INPUT_OFFSETS: registry.offsets_tag(frozen.covered),
             registry.TAG_PREQUENTIAL: evaluation.tag()}
+    if beside is not None:
+        tags[registry.TAG_ROLLOUT] = json.dumps(beside, separators=(",", ":"))
     if frozen.update_offset is not None:
         tags[registry.TAG_UPDATE_OFFSET] = str(frozen.update_offset)
     with tempfile.TemporaryDirectory(prefix="headwater-speed-") as tmp:

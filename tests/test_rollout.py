@@ -10,7 +10,7 @@ from headwater.apps.als.events import ALSFormat
 from headwater.apps.als.factors import ALSFactors, ALSSettings
 from headwater.config import load_config
 from speed_layer.als import ALSSpeedModel
-from speed_layer.rollout import Rollout
+from speed_layer.rollout import CHALLENGER, PREVIOUS, Rollout, RolloutGuard
 
 USERS, ITEMS = 1000, 1000
 
@@ -27,7 +27,7 @@ def replay(champion: ALSFactors, previous: ALSFactors, events: int, batch: int =
     """``champion`` newly promoted over ``previous``; live events rated by the truth (= ``previous``)."""
     config = load_config(overrides=["headwater.id=r", "headwater.app=als", f"headwater.rollout.max-events={events}"])
     live = ALSSpeedModel.from_factors(champion)
-    rollout = Rollout.from_config(config, "rollback", ALSSpeedModel.from_factors(previous), 1, 2)
+    rollout = Rollout.from_config(config, PREVIOUS, ALSSpeedModel.from_factors(previous), 1, 2, tested=True)
     rng = np.random.default_rng(7)
     parse = ALSFormat().parse
     for _ in range(0, events, batch):
@@ -53,19 +53,31 @@ def test_a_version_equal_to_the_champion_is_kept_over_20000_events():
     assert rollout.test.state["max_log_e"] == 0.0      # identical losses on every event: no evidence at all
 
 
-def test_auto_promote_promotes_a_better_challenger():
+def test_a_challenger_learns_and_publishes_beside_the_champion_and_its_test_resumes_from_its_record():
+    """Without a broker: the guard's side of it (the alias move itself: tests/integration/test_challenger.py)."""
     config = load_config(overrides=["headwater.id=r", "headwater.app=als", "headwater.rollout.auto-promote=true"])
-    from speed_layer.rollout import RolloutGuard
-
     truth, worse = factors(1, 0.5), factors(2, 0.5)
     state = types.SimpleNamespace(live=ALSSpeedModel.from_factors(worse), base_version=3)
     guard = RolloutGuard(config)
-    guard._move = lambda rollout: None      # the alias move itself is the integration tests' (a broker)
+    guard._act = lambda rollout: None     # acting is the alias move: not here
     guard.start_challenge(state, ALSSpeedModel.from_factors(truth), 4)
     rng, parse = np.random.default_rng(5), ALSFormat().parse
+
+    def batch(n=500):
+        users, items = rng.integers(0, USERS, n), rng.integers(0, ITEMS, n)
+        ratings = np.clip(truth.estimates(users, items) + rng.normal(0, 0.3, n), 0.5, 5.0)
+        return parse([f"u{u},i{i},{r:.3f}" for u, i, r in zip(users, items, ratings)]).table
+
+    assert guard.observe(state, batch(100)) == []      # one block: not yet evidence enough
+    assert set(guard.payloads) == {4} and guard.payloads[4] and set(guard.scores) == {"live v4"}
+    record = guard.records()
+    assert record[0]["role"] == CHALLENGER and record[0]["test"]["events"] == 100
+    resumed = RolloutGuard(config)
+    resumed._act = guard._act
+    resumed.resume(state, record, lambda version: ALSSpeedModel.from_factors(truth))
+    assert resumed.records() == record
     decisions = []
     for _ in range(8):
-        users, items = rng.integers(0, USERS, 500), rng.integers(0, ITEMS, 500)
-        ratings = np.clip(truth.estimates(users, items) + rng.normal(0, 0.3, 500), 0.5, 5.0)
-        decisions += guard.observe(state, parse([f"u{u},i{i},{r:.3f}" for u, i, r in zip(users, items, ratings)]).table)
-    assert decisions == ["promote"] and guard.decided[0].target_version == 4 and guard.challenge is None
+        decisions += resumed.observe(state, batch())
+    assert decisions == ["promote"] and resumed.decided[0].target_version == 4
+    assert resumed.beside[CHALLENGER].test.state["events"] > 100     # it went on from the recorded state

@@ -180,7 +180,7 @@ def _maintain(config: Config, args) -> int:
 
 
 def _speed(config: Config, args) -> int:
-    from speed_layer.runner import run_speed
+    from speed_layer.supervisor import run_speed
 
     run_speed(config)
     return 0

@@ -1,6 +1,8 @@
 """A deliberately bad version forced over a good champion (as `headwater promote` does) is rolled back by the
-speed layer's sequential test within 2,000 live events; the decision is an MLflow run tagged
-headwater.decision = rollback, and `headwater history` shows the three moves."""
+speed layer's sequential test within 2,000 live events, though the speed layer is restarted half-way (the
+test resumes from the last BATCH record); meanwhile the previous champion learns beside it and publishes its
+UPs under its own version; the decision is an MLflow run tagged headwater.decision = rollback, the previous
+champion's live metric is in its own MLflow run, and `headwater history` shows the three moves."""
 from __future__ import annotations
 
 import time
@@ -13,6 +15,7 @@ from headwater.apps.als.pyfunc import ALSPyfuncModel
 from headwater.kafka_admin import ensure_topics
 from headwater.kafka_producer import LineProducer
 from headwater.messages import MessageType
+from speed_layer.rollout import PREVIOUS
 from speed_layer.runner import SpeedLayer
 from tests.integration.test_batch_als import read_notices
 from tests.integration.test_speed_layer import TIMEOUT, wait_for
@@ -26,6 +29,14 @@ def factors(rng, scale: float) -> ALSFactors:
                       [f"i{n}" for n in range(ITEMS)], rng.normal(0, scale, (ITEMS, FEATURES)), {},
                       ALSSettings(False, regularization=0.1, bias_regularization=2.0), mu=3.5,
                       user_bias=rng.normal(0, 0.3, USERS), item_bias=rng.normal(0, 0.3, ITEMS))
+
+
+def rated_by(truth: ALSFactors, events: int, seed: int = 3) -> list[str]:
+    """Input lines of random (user, item) pairs rated as ``truth`` estimates them, with noise."""
+    rng = np.random.default_rng(seed)
+    users, items = rng.integers(0, USERS, events), rng.integers(0, ITEMS, events)
+    ratings = np.clip(truth.estimates(users, items) + rng.normal(0, 0.3, events), 0.5, 5.0)
+    return [f"u{u},i{i},{r:.2f}" for u, i, r in zip(users, items, ratings)]
 
 
 def register(config, tmp_path, model: ALSFactors, name: str) -> int:
@@ -48,12 +59,18 @@ def test_a_bad_version_forced_by_the_operator_is_rolled_back_within_2000_events(
         bad = register(config, tmp_path, factors(np.random.default_rng(2), 0.5), "bad")
         promotion.move_alias(config, registry.CHAMPION, bad, promotion.CAUSE_OPERATOR, "forced for the test")
         wait_for(lambda: layer.state.base_version == bad, "the speed layer on the forced version")
-        rng = np.random.default_rng(3)
-        users, items = rng.integers(0, USERS, EVENTS), rng.integers(0, ITEMS, EVENTS)
-        ratings = np.clip(truth.estimates(users, items) + rng.normal(0, 0.3, EVENTS), 0.5, 5.0)
-        lines = [f"u{u},i{i},{r:.2f}" for u, i, r in zip(users, items, ratings)]
+        lines = rated_by(truth, EVENTS)
         with LineProducer(bootstrap) as producer:
             for start in range(0, EVENTS, 100):
+                if start == 300:   # the test has seen some events, not enough to decide: restart the layer
+                    wait_for(lambda state=layer.state: state.covered.get(0, 0) >= 300, "the first 300 events folded")
+                    before = layer.rollout.beside[PREVIOUS].test.state["events"]
+                    assert 0 < before and layer.rollout.beside[PREVIOUS].test.decision is None
+                    layer.stop()
+                    layer = SpeedLayer(config).start()
+                    assert layer.wait_ready(TIMEOUT), "the restarted speed layer did not resume"
+                    resumed = layer.rollout.beside[PREVIOUS]
+                    assert (resumed.own_version, resumed.test.state["events"]) == (good, before)
                 producer.send_lines(config.input_topic, lines[start:start + 100])
                 producer.flush()
                 time.sleep(0.25)
@@ -74,9 +91,17 @@ def test_a_bad_version_forced_by_the_operator_is_rolled_back_within_2000_events(
     assert metrics["e_value"] >= metrics["threshold_e_value"] == 100.0
     assert "sequential_test.json" in [a.path for a in mlflow_client.list_artifacts(run.info.run_id)]
     # while the test ran on the bad champion, its BATCH records carried the good one's live metric beside it
-    batches = [m.payload for m in read_notices(bootstrap, config.update_topic)
-               if m is not None and m.type is MessageType.BATCH and m.payload.base_version == bad and m.payload.scores]
+    messages = [m for m in read_notices(bootstrap, config.update_topic) if m is not None]
+    batches = [m.payload for m in messages if m.type is MessageType.BATCH and m.payload.base_version == bad
+               and m.payload.scores]
     assert batches and f"live v{good}" in batches[0].scores
+    # ... and the previous champion's own UPs, for the serving layer's copy of it, between the two moves
+    during = messages[messages.index(next(m for m in messages if m.type is MessageType.MODEL and
+                                          m.payload.version == bad)):]
+    assert any(m.type is MessageType.UP and m.base_version == good for m in during)
+    live_runs = mlflow_client.search_runs([registry.experiment_id(config)],
+                                          filter_string=f"tags.`{registry.TAG_LIVE_EVALUATION}` = '{good}'")
+    assert any(f"beside_v{bad}_live_rmse" in run.data.metrics for run in live_runs)
     moves = promotion.history(config)
     assert [(m["version"], m["decision"], m["cause"]) for m in moves] == [
         (str(good), "promote", "batch gate"), (str(bad), "promote", "operator"),

@@ -159,3 +159,20 @@ def test_poisoned_update_records_leave_the_served_model_consistent(broker_config
         assert len(manager.model.users.view.ids.dtype.str) and manager.model.users.view.ids.dtype.itemsize <= 4 * 256
     finally:
         manager.stop()
+
+
+def test_a_restarted_replica_loads_the_champion_the_current_one_replaced(broker_config, tmp_path):
+    from headwater import promotion
+
+    config = broker_config()
+    ensure_topics(config.get("headwater.kafka.bootstrap-servers"), {config.update_topic: 1})
+    first = register(config, tmp_path, factors(1), "v1", {"layer": "batch"}, []).version
+    second = register(config, tmp_path, factors(2), "v2", {"layer": "batch"}, []).version
+    promotion.move_alias(config, registry.CHAMPION, first, promotion.CAUSE_BATCH, "first")
+    promotion.move_alias(config, registry.CHAMPION, second, promotion.CAUSE_OPERATOR, "second")
+    manager = ModelManager(config, ALSServingModel)
+    manager.start()
+    try:
+        wait_for(lambda: manager.loaded_versions() == {second: registry.CHAMPION, first: "previous"})
+    finally:
+        manager.stop()
