@@ -19,7 +19,13 @@ ADMIN_PASSWORD = "adm1n-pa55-7c1e"
 def mlflow_with_auth(tmp_path_factory):
     var_dir = tmp_path_factory.mktemp("mlflow-auth")
     port = free_port()
+    # the auth app's user store in the test's directory (its default is basic_auth.db in the working directory)
+    (var_dir / "basic_auth.ini").write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{var_dir / 'basic_auth.db'}\nadmin_username = admin\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
     with pytest.MonkeyPatch.context() as env:  # the server's own settings, for its process only
+        env.setenv("MLFLOW_AUTH_CONFIG_PATH", str(var_dir / "basic_auth.ini"))
         env.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
         env.setenv("MLFLOW_FLASK_SERVER_SECRET_KEY", "test-only-secret")
         server = EmbeddedProcess("mlflow with basic auth", [*mlflow_command("127.0.0.1", port, var_dir),
