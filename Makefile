@@ -32,7 +32,7 @@ run: venv $(VENV)/.installed-demo java-check
 
 test: venv java-check
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # The property tests of `make test` (Hypothesis: every input format, every REST route) and the
 # Schemathesis run against every app's OpenAPI document, far longer: 20,000 examples per property
