@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from headwater.kafka_source import decode_offsets
+from headwater.kafka_offsets import decode_offsets
 
 # commit metadata of an ingest batch
 BATCH_KEY = "headwater.ingest_batch"

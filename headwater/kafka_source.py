@@ -14,7 +14,9 @@ TLS and SASL settings come as ``kafka.<kafka-python argument>`` options
 (:meth:`headwater.kafka_settings.KafkaSettings.as_options`), so the executors' consumers connect as
 the driver's do; Spark redacts the password options in plans and progress reports.
 
-Partitions seen for the first time start at offset 0.
+Partitions seen for the first time start at offset 0. The options are
+:class:`~headwater.kafka_source_options.KafkaSourceOptions`; the offsets' checkpoint form and the
+trigger budget are in :mod:`headwater.kafka_offsets`, the records' Arrow form in :mod:`headwater.kafka_records`.
 
 Data loss, as Spark's Kafka source sees it, fails the query unless ``failOnDataLoss`` is ``false``
 (``headwater.kafka.fail-on-data-loss``): records the query has not read yet that are gone from the
@@ -33,18 +35,15 @@ topic. Two ways it shows:
 """
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 
-import numpy as np
 import pyarrow as pa
 from kafka import TopicPartition
 from kafka.errors import KafkaError
-from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+from pyspark.sql.datasource import DataSource, DataSourceStreamReader
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows, SupportsTriggerAvailableNow
-from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import StructType
 
 from headwater.kafka_admin import (
     RESET_PROBE_TIMEOUT_MS,
@@ -53,19 +52,12 @@ from headwater.kafka_admin import (
     new_probe_consumer,
     true_end_offsets,
 )
-from headwater.kafka_settings import KafkaSettings
+from headwater.kafka_offsets import OffsetRange, decode_offsets, encode_offsets, fair_shares
+from headwater.kafka_records import SCHEMA, records_to_arrow
+from headwater.kafka_source_options import KafkaSourceOptions
 
 log = logging.getLogger(__name__)
 
-SCHEMA = StructType([
-    StructField("key", StringType()), StructField("value", StringType()),
-    StructField("topic", StringType()), StructField("partition", IntegerType()),
-    StructField("offset", LongType()), StructField("timestamp", TimestampType()),
-])
-# Spark checks yielded Arrow batches against exactly this schema (its to_arrow_schema of SCHEMA).
-ARROW_SCHEMA = pa.schema([("key", pa.string()), ("value", pa.string()), ("topic", pa.string()),
-                          ("partition", pa.int32()), ("offset", pa.int64()),
-                          ("timestamp", pa.timestamp("us", tz="UTC"))])
 ARROW_CHUNK_ROWS = 20_000
 # read() checks whether a range's records still exist after this many polls without progress.
 MAX_STALLED_POLLS = 3
@@ -98,116 +90,6 @@ class KafkaDataSource(DataSource):
     def streamReader(self, schema: StructType) -> KafkaStreamReader:
         return KafkaStreamReader(KafkaSourceOptions.from_options(self.options))
 
-
-@dataclass(frozen=True)
-class KafkaSourceOptions:
-    """The source's options, checked once; errors name the option and the bad value.
-
-    >>> opts = KafkaSourceOptions.from_options({"bootstrap.servers": "h:9092", "topic": "t",
-    ...     "startingOffsets": '{"t": {"0": 5, "1": -2}}', "maxRecordsPerTrigger": "1000"})
-    >>> opts.starting_offsets, opts.max_records_per_trigger, opts.fail_on_data_loss
-    ({0: 5, 1: -2}, 1000, True)
-    >>> KafkaSourceOptions.from_options({"bootstrap.servers": "h:9092", "topic": "t", "pollTimeoutMs": "0"})
-    Traceback (most recent call last):
-    ...
-    ValueError: The 'pollTimeoutMs' option of the headwater-kafka source must be an int >= 1. Got '0' instead.
-    """
-
-    kafka: KafkaSettings
-    topic: str
-    # "earliest", "latest" or {partition: offset}, where -2 means earliest and -1 latest (as in Spark)
-    starting_offsets: str | dict[int, int] = "earliest"
-    max_records_per_trigger: int | None = None
-    max_records_per_split: int | None = None
-    poll_timeout_ms: int = 2000
-    fail_on_data_loss: bool = True
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, str]) -> KafkaSourceOptions:
-        given = {k.lower(): v for k, v in options.items()}
-        for required in ("bootstrap.servers", "topic"):
-            if not given.get(required):
-                raise ValueError(f"The headwater-kafka source needs the option '{required}'.")
-        return cls(KafkaSettings.from_options(options), given["topic"],
-                   _starting_offsets(given.get("startingoffsets", "earliest"), given["topic"]),
-                   _positive_int(given, "maxRecordsPerTrigger"), _positive_int(given, "maxRecordsPerSplit"),
-                   _positive_int(given, "pollTimeoutMs") or cls.poll_timeout_ms,
-                   _boolean(given, "failOnDataLoss", cls.fail_on_data_loss))
-
-
-def _boolean(given: Mapping[str, str], option: str, default: bool) -> bool:
-    raw = given.get(option.lower())
-    if raw is None:
-        return default
-    if str(raw).lower() not in ("true", "false"):
-        raise ValueError(f"The '{option}' option of the headwater-kafka source must be 'true' or 'false'. "
-                         f"Got {str(raw)!r} instead.")
-    return str(raw).lower() == "true"
-
-
-def _positive_int(given: Mapping[str, str], option: str) -> int | None:
-    raw = given.get(option.lower())
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"The '{option}' option of the headwater-kafka source must be an int >= 1. "
-                         f"Got {str(raw)!r} instead.")
-    return value
-
-
-def _starting_offsets(raw: str, topic: str) -> str | dict[int, int]:
-    if raw in ("earliest", "latest"):
-        return raw
-    try:
-        return {int(p): int(o) for p, o in json.loads(raw)[topic].items()}
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise ValueError(f"The 'startingOffsets' option of the headwater-kafka source must be 'earliest', "
-                         f"'latest' or JSON {{\"{topic}\": {{\"<partition>\": offset}}}}. "
-                         f"Got {raw!r} instead.") from None
-
-
-def fair_shares(available: dict[int, int], budget: int) -> dict[int, int]:
-    """Split ``budget`` records over partitions: equal shares, a partition's unused share goes to the others.
-
-    >>> fair_shares({0: 10, 1: 100, 2: 100}, 90)
-    {0: 10, 1: 40, 2: 40}
-    >>> fair_shares({0: 5, 1: 5}, 3)
-    {0: 2, 1: 1}
-    """
-    shares = dict.fromkeys(available, 0)
-    left = {p: n for p, n in available.items() if n > 0}
-    while budget > 0 and left:
-        each = max(budget // len(left), 1)
-        for p in sorted(left):
-            take = min(each, left[p], budget)
-            shares[p] += take
-            left[p] -= take
-            budget -= take
-        left = {p: n for p, n in left.items() if n > 0}
-    return shares
-
-
-def encode_offsets(offsets: dict[int, int]) -> dict[str, int]:
-    """Checkpoint form: string keys in partition order, so equal offsets serialise to equal JSON."""
-    return {str(p): offsets[p] for p in sorted(offsets)}
-
-
-def decode_offsets(offsets: dict[str, int]) -> dict[int, int]:
-    return {int(p): int(o) for p, o in offsets.items()}
-
-
-@dataclass
-class OffsetRange(InputPartition):
-    """Records ``start`` (inclusive) to ``end`` (exclusive) of one topic partition: one Spark task."""
-
-    topic: str
-    partition: int
-    start: int
-    end: int
 
 
 class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
@@ -383,24 +265,3 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def stop(self) -> None:
         self._close_driver_consumer()
-
-
-def records_to_arrow(records: list) -> pa.RecordBatch:
-    """kafka-python records as one Arrow batch of SCHEMA; text is UTF-8, bad bytes become U+FFFD."""
-    n = len(records)
-    stamps = np.fromiter((r.timestamp for r in records), dtype=np.int64, count=n)
-    return pa.RecordBatch.from_arrays([
-        _text([r.key for r in records]), _text([r.value for r in records]),
-        pa.array([records[0].topic] * n, pa.string()), pa.array([records[0].partition] * n, pa.int32()),
-        pa.array(np.fromiter((r.offset for r in records), dtype=np.int64, count=n)),
-        # Kafka timestamps are milliseconds; -1 means the producer gave none
-        pa.array(stamps * 1000, pa.timestamp("us", tz="UTC"), mask=stamps < 0),
-    ], schema=ARROW_SCHEMA)
-
-
-def _text(raw: list[bytes | None]) -> pa.Array:
-    try:
-        # Arrow's cast checks UTF-8, which is far faster than decoding each value in Python
-        return pa.array(raw, pa.binary()).cast(pa.string())
-    except pa.ArrowInvalid:
-        return pa.array([None if b is None else b.decode("utf-8", "replace") for b in raw], pa.string())

@@ -20,7 +20,7 @@ from headwater.app_checks import HOSTILE_LINES
 from headwater.apps.als.events import ALSFormat
 from headwater.input_bounds import FORBIDDEN_IN_IDS, InputBounds
 from headwater.input_format import InputSchema, SchemaCSVFormat, safe_parse
-from headwater.kafka_source import records_to_arrow
+from headwater.kafka_records import records_to_arrow
 from tests.plugin_app.state import KeyValueFormat
 
 BOUNDS = InputBounds(max_line_bytes=2048, max_id_length=40, max_abs_strength=1e6, max_abs_feature=1e9,

@@ -12,8 +12,10 @@ from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
 
 from headwater.embedded import free_port, start_broker
 from headwater.kafka_admin import ensure_topics, new_consumer, true_end_offsets
+from headwater.kafka_offsets import OffsetRange
 from headwater.kafka_producer import LineProducer
-from headwater.kafka_source import DataLossError, KafkaSourceOptions, KafkaStreamReader, OffsetRange
+from headwater.kafka_source import DataLossError, KafkaStreamReader
+from headwater.kafka_source_options import KafkaSourceOptions
 
 
 def unique_topic() -> str:
