@@ -63,7 +63,7 @@ class RandomForestSpeedModel:
         return cls(ForestLearner.load(registered.path, decay, ReplacementSettings.from_config(config), time_feature))
 
     def learn_many(self, parsed: pa.Table) -> list[list]:
-        return [updates.encode(change) for change in self.learner.learn(parsed)]
+        return updates.encode_all(self.learner.learn(parsed))
 
     def score_many(self, parsed: pa.Table) -> dict[str, np.ndarray]:
         name = "error" if self.model.task == "classification" else "squared_error"

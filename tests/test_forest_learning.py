@@ -191,6 +191,28 @@ def test_a_walk_is_shared_between_versions_of_a_forest_for_the_trees_they_have_i
         np.testing.assert_array_equal(new.leaves_sharing(other, walked), new.leaves(other))   # other rows: walked
 
 
+def test_scoring_then_learning_shares_one_walk_and_publishes_what_learning_alone_does(drifted):
+    model, speed, _, _, X = drifted
+    _, y = abrupt_stream()
+    shared = RandomForestSpeedModel(ForestLearner(model.copy(), Decay.from_half_life(2000), DRIFT))
+    alone = RandomForestSpeedModel(ForestLearner(model.copy(), Decay.from_half_life(2000), DRIFT))
+    for a in range(10_000, 30_000, 1000):
+        batch = rows(X[a:a + 1000], y[a:a + 1000])
+        # the score (walk and leaf statistics kept for learning) against a direct prediction of the forest as it is
+        direct = (alone.model.forest.predict(X[a:a + 1000]) != y[a:a + 1000]).astype(float)
+        np.testing.assert_array_equal(shared.score_many(batch)["error"], direct)
+        # the drift detectors' per-tree scores come from the scored statistics: the same UPs as a fresh walk
+        assert json.loads(json.dumps(shared.learn_many(batch))) == json.loads(json.dumps(alone.learn_many(batch)))
+    assert shared.learner.replacement.replaced == speed.learner.replacement.replaced > 0
+
+
+def test_tree_predictions_break_ties_as_argmax_does():
+    forest = ForestArrays.from_nodes("classification", 1, [[dict(
+        id=0, feature=-1, threshold=0.0, categories=None, left=-1, right=-1, stats=[0.0, 0.0, 0.0])]])
+    stats = np.random.default_rng(0).integers(0, 3, (500, 7, 3)).astype(float)   # many ties, some all zero
+    np.testing.assert_array_equal(forest.tree_predictions(np.zeros((500, 7), int), stats), np.argmax(stats, axis=2))
+
+
 # ------------------------------------------------------------------------------ stationary guard
 def test_on_a_stationary_stream_the_speed_rule_is_no_worse_than_the_champion_alone():
     from sklearn.datasets import make_classification

@@ -212,18 +212,23 @@ class ForestArrays:
         row_start = (np.arange(len(X), dtype=np.intp) * self.num_features)[:, None]
         roots = self.roots if trees is None else self.roots[trees]
         node = np.broadcast_to(roots, (len(X), len(roots))).copy()
+        # np.take and in-place arithmetic: half the time of fancy indexing with fresh arrays per step
         for _ in range(self._depth):
-            value = flat[row_start + self._walk_feature[node]]
-            goes_left = value <= self._walk_threshold[node]
+            index = np.take(self._walk_feature, node)
+            index += row_start
+            value = np.take(flat, index)
+            goes_left = value <= np.take(self._walk_threshold, node)
             if self._categorical_nodes is not None:
-                categorical = self._categorical_nodes[node]
+                categorical = np.take(self._categorical_nodes, node)
                 if categorical.any():
                     width = self.category_mask.shape[1]
                     at, category = node[categorical], value[categorical]
                     # a category past the widest left set is in no left set: it goes right
                     goes_left[categorical] = (self.category_mask[at, np.clip(category, 0, width - 1).astype(np.intp)]
                                               & (category < width))
-            node = self._children[2 * node + goes_left]
+            node *= 2
+            node += goes_left
+            node = np.take(self._children, node)
         return node
 
     def leaves_sharing(self, X: np.ndarray, walked: Walk | None) -> np.ndarray:
@@ -246,11 +251,17 @@ class ForestArrays:
         leaves[:, ~same] = self.leaves(X, np.flatnonzero(~same))
         return leaves
 
-    def predict_proba(self, X: np.ndarray, leaves: np.ndarray | None = None) -> np.ndarray:
+    def leaf_stats(self, leaves: np.ndarray) -> np.ndarray:
+        """The statistics of the leaves rows reached (rows × trees × statistics): what the predictions below
+        read, and take as ``stats`` instead of ``leaves`` (a caller predicting twice gathers them once)."""
+        return np.take(self.stats, leaves, axis=0)      # a tenth of the time of self.stats[leaves]
+
+    def predict_proba(self, X: np.ndarray, leaves: np.ndarray | None = None,
+                      stats: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities as Spark computes them: the mean of each tree's normalised leaf counts."""
         if self.task != "classification":
             raise ValueError("predict_proba is for classification forests")
-        counts = self.stats[self.leaves(X) if leaves is None else leaves]  # rows × trees × classes
+        counts = self.leaf_stats(self.leaves(X) if leaves is None else leaves) if stats is None else stats
         # sums over the short class axis as products (a tenth of the time of .sum(axis=2)), and Σ over
         # trees of the normalised counts in one pass, without a second rows × trees × classes array
         totals = counts @ np.ones(counts.shape[2])
@@ -259,24 +270,32 @@ class ForestArrays:
         norm = votes.sum(axis=1, keepdims=True)
         return np.divide(votes, norm, out=np.zeros_like(votes), where=norm > 0)
 
-    def predict(self, X: np.ndarray, leaves: np.ndarray | None = None) -> np.ndarray:
+    def predict(self, X: np.ndarray, leaves: np.ndarray | None = None, stats: np.ndarray | None = None) -> np.ndarray:
         """Class index (classification) or the mean of the trees' leaf means (regression)."""
         if self.task == "classification":
-            return np.argmax(self.predict_proba(X, leaves), axis=1).astype(np.float64)
-        leaf = self.stats[self.leaves(X) if leaves is None else leaves]
+            return np.argmax(self.predict_proba(X, leaves, stats), axis=1).astype(np.float64)
+        leaf = self.leaf_stats(self.leaves(X) if leaves is None else leaves) if stats is None else stats
         return np.divide(leaf[..., 1], leaf[..., 0], out=np.zeros(leaf.shape[:2]),
                          where=leaf[..., 0] > 0).mean(axis=1)
 
-    def tree_predictions(self, leaves: np.ndarray) -> np.ndarray:
+    def tree_predictions(self, leaves: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
         """Each tree's own prediction for rows that reached ``leaves`` (rows × trees): class index or leaf mean."""
-        stats = self.stats[leaves]
+        stats = self.leaf_stats(leaves) if stats is None else stats
         if self.task == "classification":
-            return np.argmax(stats, axis=2)
+            # argmax over the short class axis, one comparison per class (strict: ties keep the
+            # first class, as argmax does) — a tenth of the time of np.argmax(stats, axis=2)
+            best, predicted = stats[..., 0], np.zeros(stats.shape[:2], np.intp)
+            for k in range(1, stats.shape[2]):
+                predicted[stats[..., k] > best] = k
+                best = np.maximum(best, stats[..., k])
+            return predicted
         return np.divide(stats[..., 1], stats[..., 0], out=np.zeros(stats.shape[:2]), where=stats[..., 0] > 0)
 
     def leaf_update(self, nodes: np.ndarray) -> list[LeafUpdate]:
         """UP messages with the current statistics of leaves ``nodes`` (forest indices), as of ``clock``."""
-        nodes = np.unique(np.asarray(nodes, dtype=np.int64))
+        nodes = np.asarray(nodes, dtype=np.int64)
+        if len(nodes) and not (np.diff(nodes) > 0).all():   # the speed layer's are sorted and distinct already
+            nodes = np.unique(nodes)
         nodes = nodes[self.feature[nodes] < 0]
         messages = []
         for i in range(0, len(nodes), LEAVES_PER_MESSAGE):

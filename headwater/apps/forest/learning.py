@@ -65,7 +65,8 @@ class ForestLearner:
         self.replacement = None if replacement is None else TreeReplacement(
             replacement, forest.task, forest.num_trees, forest.num_features, forest.num_classes,
             model.encoding.categorical_predictors, decay)
-        # the speed layer scores a batch, then learns the same batch: the walk is done once
+        # the speed layer scores a batch, then learns the same batch: the walk and the leaves' statistics
+        # are gathered once (the drift detectors score each tree with the statistics the forest scored with)
         self._scored: tuple | None = None
 
     @property
@@ -74,7 +75,7 @@ class ForestLearner:
 
     def learn(self, rows: pa.Table) -> list[LeafUpdate | TreeUpdate]:
         """Fold labelled rows in; the UP messages (replaced trees, then changed leaves)."""
-        X, y, known, leaves = self._routed(rows)
+        X, y, known, leaves, leaf_stats = self._routed(rows)
         if not known.all():
             log.info("skipped %d of %d rows with an unknown category or target", int((~known).sum()), len(known))
         if not len(y):
@@ -86,7 +87,8 @@ class ForestLearner:
             if forest.clock == 0.0 and not forest.asof.any():   # a batch model: its leaves count from now on
                 forest.asof[:] = forest.clock = float(times.min())
         now, row_times = self.decay.clock(forest.clock, len(y), times)
-        swapped = {} if self.replacement is None else self.replacement.step(forest, leaves, X, y, row_times, now)
+        swapped = {} if self.replacement is None else self.replacement.step(forest, leaves, X, y, row_times, now,
+                                                                                 leaf_stats)
         old_sids = {t: forest.tree_sids[t] for t in swapped}
         if swapped:
             walked = Walk(forest, X, leaves)
@@ -103,30 +105,32 @@ class ForestLearner:
 
     def losses(self, rows: pa.Table) -> np.ndarray:
         """Per-row loss of the forest as it is: 0/1 error or squared error; NaN for a row it cannot route."""
-        X, y, known, leaves = self._routed(rows)
-        self._scored = (rows, self.forest, X, y, known, leaves)
+        X, y, known, leaves, _ = self._routed(rows)
+        leaf_stats = self.forest.leaf_stats(leaves)
+        self._scored = (rows, self.forest, X, y, known, leaves, leaf_stats)
         loss = np.full(len(known), np.nan)
         if len(y):
-            predicted = self.forest.predict(X, leaves)
+            predicted = self.forest.predict(X, leaves, leaf_stats)
             loss[known] = (predicted != y).astype(np.float64) if self.forest.task == "classification" \
                 else (predicted - y) ** 2
         return loss
 
-    def _routed(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(X, y, known, leaves) of the rows the forest can route; reused when these rows were just scored,
-        and the walk shared with the latest one of any learner in this process (the live model's, when
-        this is the champion alone) for the trees the two forests have in common."""
+    def _routed(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(X, y, known, leaves, the leaves' statistics or None) of the rows the forest can route; reused when
+        these rows were just scored (statistics included), and the walk shared with the latest one of any
+        learner in this process (the live model's, when this is the champion alone) for the trees the two
+        forests have in common."""
         scored, self._scored = self._scored, None
         if scored is not None and scored[0] is rows and scored[1] is self.forest:
             return scored[2:]
         X, y, known = self.model.encoding.known_rows(rows)
         leaves = self.forest.leaves_sharing(X, _latest.walk)
         _latest.walk = Walk(self.forest, X, leaves)
-        return X, y, known, leaves
+        return X, y, known, leaves, None
 
     def apply_update(self, update: LeafUpdate | TreeUpdate) -> bool:
         """Apply an UP (from the topic); a tree replaced by it forgets its drift history here."""
-        before = list(self.forest.tree_sids)
+        before, self._scored = list(self.forest.tree_sids), None   # the scored statistics may change
         applied = self.model.apply_update(update)
         if self.replacement is not None and isinstance(update, TreeUpdate) and before != self.forest.tree_sids:
             self.replacement.forget(update.tree)

@@ -95,10 +95,11 @@ class TreeReplacement:
 
     # --- one micro-batch ---------------------------------------------------------------------------
     def step(self, forest, leaves: np.ndarray, X: np.ndarray, y: np.ndarray, row_times: np.ndarray,
-             now: float) -> dict[int, Tree]:
-        """Score the batch per tree (before learning), update the detectors and candidates; the trees
-        to swap in now, by tree index (they were grown on this batch too, so they do not learn it)."""
-        loss = self.losses(forest.tree_predictions(leaves), y)
+             now: float, leaf_stats: np.ndarray | None = None) -> dict[int, Tree]:
+        """Score the batch per tree (before learning; ``leaf_stats``: the leaves' statistics, when gathered
+        already), update the detectors and candidates; the trees to swap in now, by tree index (they
+        were grown on this batch too, so they do not learn it)."""
+        loss = self.losses(forest.tree_predictions(leaves, leaf_stats), y)
         for t, candidate in self.background.items():
             candidate.loss += float(self.losses(_single_predictions(candidate.tree, X, forest), y).sum())
             candidate.tree_loss += float(loss[:, t].sum())
