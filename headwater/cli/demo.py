@@ -48,7 +48,9 @@ def run_demo(app: str, conf: str | None, overrides: list[str]) -> int:
         print(f"\nserving layer: {base}{demo.EXAMPLE_PATH}   console: {base}/   API docs: {base}/docs"
               f"\nMLflow UI: {stack.mlflow_url}   events table: {config.table_uri('events')}")
         print("layer logs in", stack.var_dir / "logs", "- press Ctrl-C to stop")
-        signal.signal(signal.SIGTERM, _interrupt)
+        # the in-process ingest left its own SIGINT handler (a flag nobody reads now): Ctrl-C stops the demo again
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupt)
         while all(child.poll() is None for child in children):
             time.sleep(1)
         dead = [child.args[3] for child in children if child.poll() is not None]
