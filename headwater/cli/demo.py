@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ def run_demo(app: str, conf: str | None, overrides: list[str]) -> int:
     conf = conf or f"conf/{app}.conf"
     config = load_config(conf, overrides)
     stack = Stack(config)
+    _forget_a_stopped_stack(stack)
     started = stack.up()
     print(f"stack up: Kafka at {stack.bootstrap_servers}, MLflow UI at {stack.mlflow_url}")
     children: list[subprocess.Popen] = []
@@ -63,6 +65,27 @@ def run_demo(app: str, conf: str | None, overrides: list[str]) -> int:
         if started:
             stack.down()
         print("demo stopped" + (" and the stack it started is down" if started else ""))
+
+
+# What a demo run leaves in the stack's directory besides logs and pid files.
+DEMO_STATE = ("data", "mlflow.db", "mlartifacts", "registry-cache")
+
+
+def _forget_a_stopped_stack(stack: Stack) -> None:
+    """A new embedded broker starts empty (it keeps topics in memory): the tables, checkpoints and registry
+    of an earlier demo then point at records that are gone (their offsets beyond the new topics' ends), so
+    they are removed and the demo starts as on a fresh clone. A stack still running is left as it is."""
+    if any(service.alive for service in stack.status()):
+        return
+    stale = [stack.var_dir / name for name in DEMO_STATE if (stack.var_dir / name).exists()]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if stale:
+        print(f"the embedded broker starts empty: removed the earlier demo's state in {stack.var_dir} "
+              f"({', '.join(p.name for p in stale)})")
 
 
 def _demo_module(name: str):
