@@ -49,3 +49,18 @@ def test_overrides_from_the_environment_must_be_a_json_list(monkeypatch, capsys)
     monkeypatch.setenv("HEADWATER_CONFIG_OVERRIDES", "headwater.id=x")
     assert main(["stack", "status"]) == 2
     assert "HEADWATER_CONFIG_OVERRIDES must be a JSON list" in capsys.readouterr().err
+
+
+def test_a_demo_on_a_stopped_stack_starts_from_a_clean_state_and_keeps_the_logs(make_config, tmp_path, capsys):
+    from headwater.cli.demo import DEMO_STATE, _forget_a_stopped_stack
+    from headwater.stack import Stack
+
+    stack = Stack(make_config(**{"stack.broker-port": 1, "stack.mlflow-port": 1}))
+    (stack.var_dir / "data" / "als-demo").mkdir(parents=True)
+    (stack.var_dir / "mlflow.db").write_text("an earlier run's registry")
+    stack.log_dir.mkdir(parents=True)
+    (stack.log_dir / "speed.log").write_text("kept")
+    _forget_a_stopped_stack(stack)
+    assert not any((stack.var_dir / name).exists() for name in DEMO_STATE)
+    assert (stack.log_dir / "speed.log").read_text() == "kept"
+    assert "removed the earlier demo's state" in capsys.readouterr().out
