@@ -144,6 +144,16 @@ def history(config: Config, alias: str | None = None) -> list[dict[str, str]]:
             return moves
 
 
+def replaced_champion(config: Config, version: int) -> tuple[int, str] | None:
+    """(the champion ``version`` replaced, that move's decision) when the latest champion move made ``version``
+    champion; None otherwise (another version moved since, or ``version`` was the first champion)."""
+    moves = history(config, registry.CHAMPION)
+    last = moves[-1] if moves else {}
+    if last.get("version") != str(version) or not last.get("previous", "").isdigit():
+        return None
+    return int(last["previous"]), last["decision"]
+
+
 def describe_move(move: Mapping[str, str]) -> str:
     """One line of ``headwater history``."""
     previous = "-" if move["previous"] == "none" else f"v{move['previous']}"

@@ -294,12 +294,10 @@ class ModelManager:
         from headwater import promotion
 
         try:
-            moves = promotion.history(self.config, registry.CHAMPION)
-            last = moves[-1] if moves else {}
-            if self.model is None or last.get("version") != str(self.base_version) \
-                    or not last.get("previous", "").isdigit():
+            replaced = None if self.model is None else promotion.replaced_champion(self.config, self.base_version)
+            if replaced is None:
                 return None
-            version = int(last["previous"])
+            version = replaced[0]
             if self.versions.get(version) is None:
                 model = self.model_class.from_registered(registry.download_version(self.config, version), self.config)
                 self.versions.keep(version, PREVIOUS, model)

@@ -106,7 +106,7 @@ class Rollout:
     def record(self) -> dict:
         """What a BATCH record and a snapshot keep: role, versions and the test's state."""
         return {"role": self.role, "version": self.own_version, "champion": self.other_version,
-                "test": None if self.test is None else self.test.state}
+                "test": None if self.test is None else json.loads(self.test.to_json())}
 
     def reason(self) -> str:
         st, metrics = self.test.state, self.test.decision_record()["metrics"]
@@ -158,8 +158,8 @@ class RolloutGuard:
                                                           challenger.own_version, new_version, self.auto_promote)
         if state.live is None:
             return
-        moves = promotion.history(self.config, registry.CHAMPION)
-        rolled_back = bool(moves) and moves[-1]["version"] == str(new_version) and moves[-1]["decision"] == "rollback"
+        replaced = promotion.replaced_champion(self.config, new_version)
+        rolled_back = replaced is not None and replaced[1] == "rollback"
         self.beside[PREVIOUS] = Rollout.from_config(self.config, PREVIOUS, state.live, state.base_version,
                                                     new_version, tested=self.auto_rollback and not rolled_back)
 
@@ -169,12 +169,12 @@ class RolloutGuard:
         acted on again. ``None`` (no batch published on this champion yet): the previous champion from the
         alias history, its test from the start, as :meth:`start` would have made it."""
         if records is None:
-            moves = promotion.history(self.config, registry.CHAMPION)
-            last = moves[-1] if moves else {}
-            if last.get("version") != str(state.base_version) or not str(last.get("previous", "")).isdigit():
+            replaced = promotion.replaced_champion(self.config, state.base_version)
+            if replaced is None:
                 return
-            records = [{"role": PREVIOUS, "version": int(last["previous"]), "champion": state.base_version,
-                        "test": None, "tested": self.auto_rollback and last.get("decision") != "rollback"}]
+            previous, decision = replaced
+            records = [{"role": PREVIOUS, "version": previous, "champion": state.base_version, "test": None,
+                        "tested": self.auto_rollback and decision != "rollback"}]
         for record in records:
             if record.get("role") not in _MODE or record.get("champion") != state.base_version:
                 continue
