@@ -71,6 +71,21 @@ def readable(totals: Totals) -> dict[str, dict[str, float]]:
     return result
 
 
+def beside(version: int) -> str:
+    """The scores' name of a version learning beside the champion (speed_layer.rollout): ``"live v<N>"``."""
+    return f"live v{version}"
+
+
+def model_and_version(name: str) -> tuple[str, int | None]:
+    """``("live", N)`` for :func:`beside`'s ``"live v<N>"``; ``(name, None)`` for the champion's own models.
+
+    >>> model_and_version(beside(4)), model_and_version("champion")
+    (('live', 4), ('champion', None))
+    """
+    model, _, version = name.partition(" v")
+    return (model, int(version)) if version.isdigit() else (name, None)
+
+
 def totals_tag(events: int, totals: Totals) -> str:
     """The totals as a registry tag (a speed snapshot carries the live evaluation it includes)."""
     return json.dumps({"events": int(events), "totals": totals})
@@ -107,4 +122,5 @@ def from_metrics_text(text: str) -> tuple[int, dict[str, dict[str, float]]]:
     return events, figures
 
 
-__all__ = ["FIGURES", "from_metrics_text", "merge", "parse_totals_tag", "readable", "summarize", "totals_tag"]
+__all__ = ["FIGURES", "beside", "from_metrics_text", "merge", "model_and_version", "parse_totals_tag", "readable",
+           "summarize", "totals_tag"]

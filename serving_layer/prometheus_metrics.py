@@ -145,9 +145,8 @@ class ServingMetrics:
     def _publish_prequential(self) -> None:
         self.prequential_events.set(self._prequential_events)
         for model, figures in self.prequential_figures().items():
-            # "live v<N>": the live model of a version under test beside the champion (speed_layer.rollout)
-            kind, _, other = model.partition(" v")
-            version = other if other.isdigit() else str(self._prequential_base)
+            kind, beside = prequential.model_and_version(model)   # beside: a version learning beside the champion
+            version = str(self._prequential_base if beside is None else beside)
             for name, value in figures.items():
                 self.prequential.labels(version, kind, name).set(value)
 

@@ -88,9 +88,9 @@ class LiveEvaluation:
     def _log(self, base: int, events: int, figures: dict[str, dict[str, float]]) -> None:
         by_version: dict[int, dict[str, float]] = {base: {}}
         for model, values in figures.items():
-            kind, _, version = model.partition(" v")   # "live v<N>": a version beside the champion
-            if version.isdigit():
-                by_version.setdefault(int(version), {}).update(
+            kind, version = prequential.model_and_version(model)
+            if version is not None:   # a version learning beside the champion
+                by_version.setdefault(version, {}).update(
                     {f"beside_v{base}_{kind}_{name}": value for name, value in values.items()})
             else:
                 by_version[base].update({f"{model}_{name}": value for name, value in values.items()})

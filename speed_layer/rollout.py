@@ -194,7 +194,7 @@ class RolloutGuard:
             if rollout.own_version == state.base_version or rollout.other_version != state.base_version:
                 continue   # beside another champion than the one now live (a rebase is on its way)
             decision = rollout.observe(parsed, state.live, champion_scores)
-            self.scores[f"live v{rollout.own_version}"] = rollout.last_scores
+            self.scores[prequential.beside(rollout.own_version)] = rollout.last_scores
             self.payloads[rollout.own_version] = rollout.last_payloads
             if decision is None:
                 continue
