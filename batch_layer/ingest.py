@@ -272,9 +272,10 @@ def run_ingest(config: Config, once: bool = False) -> IngestTotals:
     from headwater.spark import stop_between_batches, stop_on_signals, wait_while_running
 
     query, writer = _start(config, once)
-    if not wait_while_running(query.awaitTermination, stop_on_signals()):
-        log.info("ingest interrupted; stopping after the current batch")
-        stop_between_batches(query)
+    with stop_on_signals() as stop:
+        if not wait_while_running(query.awaitTermination, stop):
+            log.info("ingest interrupted; stopping after the current batch")
+            stop_between_batches(query)
     totals = writer.totals
     log.info("ingest stopped: %d batches, %d events, %d rejected", totals.batches, totals.events,
              totals.rejected)

@@ -1,11 +1,13 @@
 """The one place a SparkSession is built: master, settings and the Python data sources headwater needs."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 from headwater.config import Config
 
@@ -36,19 +38,28 @@ def get_spark(config: Config):
     return spark
 
 
-def stop_on_signals() -> threading.Event:
-    """An event that SIGINT (Ctrl-C) and SIGTERM set, replacing PySpark's SIGINT handler.
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGINT (Ctrl-C) and SIGTERM set while the block runs, replacing PySpark's SIGINT handler;
+    the handlers from before come back after it.
 
     PySpark's handler calls ``cancelAllJobs`` and raises KeyboardInterrupt wherever the main thread
     is, usually inside a py4j call, which then fails with "reentrant call inside BufferedReader"
-    tracebacks. Setting a flag and letting the waiting loop stop the query is a clean stop. Call it
+    tracebacks. Setting a flag and letting the waiting loop stop the query is a clean stop. Enter it
     after the SparkContext exists (its creation installs PySpark's handler), from the main thread.
     """
     stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-    return stop
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def wait_while_running(await_termination, stop: threading.Event, poll_sec: float = 0.5) -> bool:

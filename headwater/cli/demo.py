@@ -50,7 +50,7 @@ def run_demo(app: str, conf: str | None, overrides: list[str]) -> int:
         print(f"\nserving layer: {base}{demo.EXAMPLE_PATH}   console: {base}/   API docs: {base}/docs"
               f"\nMLflow UI: {stack.mlflow_url}   events table: {config.table_uri('events')}")
         print("layer logs in", stack.var_dir / "logs", "- press Ctrl-C to stop")
-        # the in-process ingest left its own SIGINT handler (a flag nobody reads now): Ctrl-C stops the demo again
+        # Ctrl-C ends the demo here, not PySpark's handler from the in-process history load (it cancels jobs)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, _interrupt)
         while all(child.poll() is None for child in children):
