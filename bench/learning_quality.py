@@ -10,7 +10,9 @@ applied the updates (the serving layer's ``/metrics`` counts the events the spee
   champion alone (its pyfunc, on the same events; ``champion_rmse``), of the running mean, and of River's
   ``reco.BiasedMF`` after one pass over the history, predicting then learning per event
   (``river_event_rmse``) and, like for like, per chunk (``river_chunk_rmse``); ``coverage`` is the share
-  of events on an item the served model knew that got an estimate;
+  of events on an item the served model knew that got an estimate. ``/estimate`` answers 0 for an item
+  the model does not know (Oryx's convention); there, served and champion predictions are the running
+  mean, as a client's would be;
 - implicit (ratings as interactions): recall@10 on the newest 20 % of the champion, of the most popular
   items and of plain ``spark.ml`` ALS with the champion's hyperparameters; hit rate@10 per replayed event
   of ``/recommend`` (``/mostPopularItems`` for a user the model has no vector for) and, from the speed
@@ -162,13 +164,18 @@ def explicit_part(scratch: Path, bootstrap: str, history, replay, chunks) -> dic
     replayed = replay.iloc[:len(served)]
     y = replayed["rating"].to_numpy()
     served, known_item = np.array(served, dtype=float), np.array(known_item)
+    coverage = float(np.isfinite(served[known_item]).mean())
     running_mean = running_mean_predictions(history, replayed)
+    # /estimate (and the pyfunc) answer 0 for an item the model does not know, as Oryx does: a client then
+    # predicts the running mean, and so does every model here that has no estimate (River predicts its own)
+    served = np.where(known_item, served, running_mean)
+    alone = np.where(replayed["item"].isin(history["item"]).to_numpy(), alone, running_mean)
     return {
         "batch_speed_rmse": rmse(served, y), "champion_rmse": rmse(alone, y),
         "running_mean_rmse": rmse(running_mean, y),
         "river_event_rmse": rmse(river_predictions(history, replayed), y),
         "river_chunk_rmse": rmse(river_predictions(history, replayed, chunk=CHUNK), y),
-        "coverage": float(np.isfinite(served[known_item]).mean()), "known_item_share": float(known_item.mean()),
+        "coverage": coverage, "known_item_share": float(known_item.mean()),
         "batch_speed_mae": float(np.mean(np.abs(served - y))), "events": len(y), "replay_seconds": round(seconds, 1),
         "speed_layer_live_evaluation": {"events": live[0], **live[1]},
         "champion": champion_summary(result),
